@@ -1,0 +1,75 @@
+/**
+ * The one table of radnode's error codes (in the spirit of Orthanc's ErrorCodes.json): each code has a description,
+ * the HTTP status an API answer uses, whether a job may retry it, and the CLI exit code. Job failure reasons,
+ * API error bodies and docs/errors.md all come from here; code never parses a message to decide anything.
+ */
+export const ERROR_TABLE = {
+  // configuration and usage
+  RN_CONFIG_INVALID: { httpStatus: 500, retryable: false, exitCode: 2, description: 'A configuration key has an invalid value' },
+  RN_CONFIG_UNREADABLE: { httpStatus: 500, retryable: false, exitCode: 2, description: 'The configuration file cannot be read or parsed' },
+  RN_USAGE: { httpStatus: 400, retryable: false, exitCode: 2, description: 'Bad command-line usage' },
+  // authentication
+  RN_AUTH_REQUIRED: { httpStatus: 401, retryable: false, exitCode: 1, description: 'Credentials are missing' },
+  RN_AUTH_FORBIDDEN: { httpStatus: 403, retryable: false, exitCode: 1, description: 'Credentials are wrong or lack the role' },
+  // DICOM parsing
+  RN_DICOM_MALFORMED: { httpStatus: 400, retryable: false, exitCode: 1, description: 'Not a readable DICOM Part 10 object' },
+  RN_DICOM_MISSING_ATTRIBUTE: { httpStatus: 400, retryable: false, exitCode: 1, description: 'A required DICOM attribute is missing' },
+  RN_DICOM_UNSUPPORTED_TRANSFER_SYNTAX: { httpStatus: 415, retryable: false, exitCode: 1, description: 'No decoder for this transfer syntax' },
+  RN_DICOM_DECODE_FAILED: { httpStatus: 422, retryable: false, exitCode: 1, description: 'The pixel data could not be decoded' },
+  RN_DICOM_TOO_LARGE: { httpStatus: 413, retryable: false, exitCode: 1, description: 'Decoded or inflated size exceeds the configured cap' },
+  // ingest (STOW-RS in, pollers)
+  RN_INGEST_BAD_CONTENT_TYPE: { httpStatus: 415, retryable: false, exitCode: 1, description: 'STOW-RS needs multipart/related; type="application/dicom"' },
+  RN_INGEST_MALFORMED_MULTIPART: { httpStatus: 400, retryable: false, exitCode: 1, description: 'The multipart body is malformed or truncated' },
+  RN_INGEST_BODY_TOO_LARGE: { httpStatus: 413, retryable: false, exitCode: 1, description: 'The request body exceeds the configured limit' },
+  RN_INGEST_STUDY_MISMATCH: { httpStatus: 409, retryable: false, exitCode: 1, description: 'Instance does not belong to the study named in the URL' },
+  RN_INGEST_DISK_FULL: { httpStatus: 507, retryable: true, exitCode: 1, description: 'Free disk space is below the configured threshold' },
+  RN_INGEST_CONFLICT: { httpStatus: 409, retryable: false, exitCode: 1, description: 'A SOP Instance UID was re-sent with different bytes' },
+  RN_POLL_FAILED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'Polling the PACS failed' },
+  // workflow
+  RN_ROUTE_NO_MATCH: { httpStatus: 200, retryable: false, exitCode: 1, description: 'No routing rule matched the series' },
+  RN_JOB_NOT_FOUND: { httpStatus: 404, retryable: false, exitCode: 1, description: 'No such job' },
+  RN_JOB_BAD_STATE: { httpStatus: 409, retryable: false, exitCode: 1, description: 'The job is not in a state that allows this action' },
+  RN_DETECTOR_FAILED: { httpStatus: 500, retryable: true, exitCode: 1, description: 'The detector threw while running' },
+  RN_DETECTOR_UNKNOWN: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The job names a detector that is not registered' },
+  RN_DETECTOR_INVALID: { httpStatus: 500, retryable: false, exitCode: 2, description: 'A detector module does not export a valid detector' },
+  RN_INPUT_MISSING: { httpStatus: 500, retryable: false, exitCode: 1, description: 'An input instance file is missing from the store' },
+  RN_RESULT_INVALID: { httpStatus: 500, retryable: false, exitCode: 1, description: 'A result object failed validation' },
+  // delivery
+  RN_DELIVERY_UNREACHABLE: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The PACS could not be reached' },
+  RN_DELIVERY_STOW_REJECTED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The PACS answered the STOW-RS with an error' },
+  RN_DELIVERY_AUTH_REJECTED: { httpStatus: 502, retryable: false, exitCode: 1, description: 'The PACS refused radnode\'s credentials' },
+  RN_DELIVERY_NOT_CONFIRMED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'QIDO-RS did not confirm every sent instance' },
+  RN_SOURCE_STUDY_CHANGED: { httpStatus: 409, retryable: false, exitCode: 1, description: 'The source study is gone from the PACS or its Patient ID changed' },
+  // store
+  RN_STORE_CORRUPT: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The store is unreadable or its schema is newer than this program' },
+  RN_INTERNAL: { httpStatus: 500, retryable: true, exitCode: 1, description: 'An unexpected internal error' },
+} as const satisfies Record<string, { httpStatus: number; retryable: boolean; exitCode: 1 | 2; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export class RadnodeError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'RadnodeError';
+    this.code = code;
+    this.httpStatus = ERROR_TABLE[code].httpStatus;
+    this.retryable = options.retryable ?? ERROR_TABLE[code].retryable;
+    this.details = options.details ?? {};
+  }
+
+  get exitCode(): 1 | 2 {
+    return ERROR_TABLE[this.code].exitCode;
+  }
+}
+
+/** Wraps anything thrown into a RadnodeError so callers can read `code` and `retryable` without guessing. */
+export function asRadnodeError(err: unknown, fallback: ErrorCode = 'RN_INTERNAL'): RadnodeError {
+  if (err instanceof RadnodeError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new RadnodeError(fallback, message, { cause: err });
+}

@@ -1,0 +1,56 @@
+import type { DetectorResult } from './findings.ts';
+
+/** Who made the result objects: General Equipment / Contributing Equipment (IHE AIR) and the UID root. */
+export type NodeIdentity = {
+  uidRoot: string;
+  manufacturer: string;
+  modelName: string;
+  softwareVersion: string;
+  institutionName?: string;
+  stationName?: string;
+};
+
+/** A source instance as stored by radnode; writers read headers and pixels from `path`. */
+export type SourceInstance = {
+  path: string;
+  sopInstanceUID: string;
+  sopClassUID: string;
+  seriesInstanceUID: string;
+};
+
+export type ResultObjectKind = 'sr' | 'heatmap-sc';
+
+/** One DICOM object radnode delivers: bytes are written once, stored, and re-sent unchanged. */
+export type ResultObject = {
+  kind: ResultObjectKind;
+  studyInstanceUID: string;
+  seriesInstanceUID: string;
+  sopInstanceUID: string;
+  sopClassUID: string;
+  instanceNumber: number;
+  /** Part 10 bytes. */
+  bytes: Uint8Array;
+  /** What confirmation compares with the PACS copy: `ContentDate ContentTime` as written. */
+  fingerprint: string;
+};
+
+/** A previously delivered SR that the new one supersedes (Predecessor Documents Sequence). */
+export type PredecessorRef = {
+  studyInstanceUID: string;
+  seriesInstanceUID: string;
+  sopInstanceUID: string;
+  sopClassUID: string;
+};
+
+export type WriteContext = {
+  node: NodeIdentity;
+  /** Frozen at the job's first run so that a re-run writes identical bytes (DESIGN §3). */
+  contentDateTime: Date;
+  /** Hash of (sorted inputs with content hashes, model sha256, writer version): the seed of every output UID. */
+  inputKey: string;
+  /** SR Instance Number: 1 for the first result of a (study, detector), +1 for each superseding one. */
+  srInstanceNumber: number;
+  predecessor?: PredecessorRef;
+};
+
+export type ResultWriter = (result: DetectorResult, sources: SourceInstance[], ctx: WriteContext) => Promise<ResultObject[]>;
