@@ -1,0 +1,50 @@
+import type { RadnodeConfig } from './types.ts';
+
+/**
+ * Embedded defaults: radnode starts with no PACS and no file. Results go to a local folder; nothing listens
+ * beyond 127.0.0.1 until authentication is configured (DESIGN §6).
+ */
+export const DEFAULT_CONFIG: RadnodeConfig = {
+  server: {
+    host: '127.0.0.1',
+    port: 8080,
+    maxStowBytes: 4 * 1024 ** 3,
+    users: [],
+    bearerTokens: [],
+  },
+  data: { dir: './radnode-data', minFreeMb: 512 },
+  node: {
+    // A placeholder under Medical Connections' free UID root (1.2.826.0.1.3680043.10); a site registers its own
+    // root (free at medicalconnections.co.uk or from its vendor) and sets node.uidRoot.
+    uidRoot: '1.2.826.0.1.3680043.10.1496',
+    manufacturer: 'radnode',
+    modelName: 'radnode',
+    stationName: 'RADNODE',
+  },
+  workflow: {
+    quietSeconds: 60,
+    wholeStudySenders: [],
+    tickMs: 1000,
+    maxAttempts: 6,
+    backoffBaseMs: 5000,
+    backoffMaxMs: 10 * 60 * 1000,
+    leaseMs: 5 * 60 * 1000,
+  },
+  routing: {
+    // Precedence is the order of the list: the first rule whose match holds names the detector for a series.
+    rules: [
+      { detector: 'cxr', match: { modality: ['CR', 'DX'], bodyPart: ['CHEST', 'THORAX', ''], imageTypeExcludes: ['LOCALIZER'] } },
+      { detector: 'mammo', match: { modality: ['MG'] } },
+      {
+        detector: 'ct-lung',
+        match: { modality: ['CT'], imageTypeIncludes: ['AXIAL'], sliceThicknessMmMax: 3, minInstances: 40 },
+      },
+    ],
+  },
+  pacs: null,
+  delivery: { mode: 'folder', folder: '', // empty: <data.dir>/outbox
+     confirmTimeoutMs: 30_000, retractSuperseded: true },
+  poll: { enabled: false, schedule: '*/30 * * * * *', source: 'qido', lookbackDays: 2, onlyRoutedModalities: true },
+  detectors: { modules: [], disabled: [] },
+  logging: { level: 'info' },
+};

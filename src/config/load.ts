@@ -1,0 +1,306 @@
+import { readFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { RadnodeError } from '../errors.ts';
+import { isValidUidRoot } from '../results/uids.ts';
+import { DEFAULT_CONFIG } from './defaults.ts';
+import type { PacsAuth, RadnodeConfig, Role, RoutingMatch } from './types.ts';
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type Obj = { [k: string]: unknown };
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function invalid(key: string, value: unknown, expected: string): RadnodeError {
+  const shown = typeof value === 'string' && /password|token/i.test(key) ? '[secret]' : JSON.stringify(value);
+  return new RadnodeError('RN_CONFIG_INVALID', `config key ${key}: ${expected}, got ${shown}`, { details: { key } });
+}
+
+/** Secret values may be given as `env:NAME` or `file:PATH` so that no secret sits in the config file. */
+function resolveSecret(key: string, value: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (typeof value !== 'string') return value;
+  if (value.startsWith('env:')) {
+    const v = env[value.slice(4)];
+    if (v === undefined) throw invalid(key, value, `environment variable ${value.slice(4)} is not set`);
+    return v;
+  }
+  if (value.startsWith('file:')) {
+    try {
+      return readFileSync(value.slice(5), 'utf8').trim();
+    } catch {
+      throw invalid(key, value, 'secret file cannot be read');
+    }
+  }
+  return value;
+}
+
+function mergeDeep(base: unknown, over: unknown): unknown {
+  if (!isObj(base) || !isObj(over)) return over === undefined ? base : over;
+  const out: Obj = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? mergeDeep(base[k], v) : v;
+  return out;
+}
+
+const toEnvName = (path: string[]) => 'RADNODE_' + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+
+/** Every scalar leaf of the defaults can be overridden by RADNODE_<SECTION>_<KEY>; arrays take JSON. */
+function envOverrides(env: NodeJS.ProcessEnv): Obj {
+  const out: Obj = {};
+  const set = (path: string[], value: unknown) => {
+    let o = out;
+    for (const p of path.slice(0, -1)) o = (o[p] = isObj(o[p]) ? o[p] : {}) as Obj;
+    o[path[path.length - 1]] = value;
+  };
+  const walk = (node: unknown, path: string[]) => {
+    if (isObj(node)) {
+      for (const [k, v] of Object.entries(node)) walk(v, [...path, k]);
+      return;
+    }
+    const name = toEnvName(path);
+    const raw = env[name];
+    if (raw === undefined) return;
+    if (typeof node === 'number') set(path, raw.trim() === '' ? NaN : Number(raw));
+    else if (typeof node === 'boolean') set(path, raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw);
+    else if (Array.isArray(node)) {
+      try {
+        set(path, JSON.parse(raw));
+      } catch {
+        throw invalid(path.join('.'), raw, `${name} must be a JSON array`);
+      }
+    } else set(path, raw);
+  };
+  walk(DEFAULT_CONFIG, []);
+  walk({ node: { institutionName: '' } }, []);
+  // The PACS is absent by default, so its keys are listed explicitly.
+  const pacs: Obj = {};
+  const pacsKeys: [string, string][] = [
+    ['RADNODE_PACS_URL', 'url'], ['RADNODE_PACS_KIND', 'kind'], ['RADNODE_PACS_ORTHANC_URL', 'orthancUrl'],
+    ['RADNODE_PACS_USERNAME', 'username'], ['RADNODE_PACS_PASSWORD', 'password'], ['RADNODE_PACS_TOKEN', 'token'],
+    ['RADNODE_PACS_TIMEOUT_MS', 'timeoutMs'],
+  ];
+  for (const [name, key] of pacsKeys) if (env[name] !== undefined) pacs[key] = key === 'timeoutMs' ? Number(env[name]) : env[name];
+  if (Object.keys(pacs).length) out.pacs = pacs;
+  return out;
+}
+
+// ---- validation: small readers that name the key and the bad value ----
+const str = (o: Obj, k: string, path: string, opts: { optional?: boolean; nonEmpty?: boolean } = {}): string | undefined => {
+  const v = o[k];
+  if (v === undefined && opts.optional) return undefined;
+  if (typeof v !== 'string' || (opts.nonEmpty && v.trim() === '')) throw invalid(`${path}.${k}`, v, opts.nonEmpty ? 'expected a non-empty string' : 'expected a string');
+  return v;
+};
+const num = (o: Obj, k: string, path: string, min: number, max = Number.MAX_SAFE_INTEGER, integer = true): number => {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v)))
+    throw invalid(`${path}.${k}`, v, `expected ${integer ? 'an integer' : 'a number'} between ${min} and ${max}`);
+  return v;
+};
+const bool = (o: Obj, k: string, path: string): boolean => {
+  const v = o[k];
+  if (typeof v !== 'boolean') throw invalid(`${path}.${k}`, v, 'expected true or false');
+  return v;
+};
+function oneOf<T extends string>(o: Obj, k: string, path: string, values: readonly T[]): T {
+  const v = o[k];
+  if (typeof v !== 'string' || !values.includes(v as T)) throw invalid(`${path}.${k}`, v, `expected one of ${values.join(', ')}`);
+  return v as T;
+}
+const strList = (o: Obj, k: string, path: string): string[] => {
+  const v = o[k] ?? [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw invalid(`${path}.${k}`, v, 'expected a list of strings');
+  return v as string[];
+};
+const section = (o: Obj, k: string): Obj => {
+  const v = o[k];
+  if (!isObj(v)) throw invalid(k, v, 'expected a mapping');
+  return v;
+};
+const ROLES: readonly Role[] = ['ingest', 'reader', 'operator'];
+function roles(o: Obj, path: string): Role[] {
+  const list = strList(o, 'roles', path);
+  for (const r of list) if (!ROLES.includes(r as Role)) throw invalid(`${path}.roles`, r, `expected roles among ${ROLES.join(', ')}`);
+  return list as Role[];
+}
+
+function checkRegex(path: string, v: string | undefined): void {
+  if (v === undefined) return;
+  try {
+    new RegExp(v, 'i');
+  } catch {
+    throw invalid(path, v, 'expected a valid regular expression');
+  }
+}
+
+function validateMatch(m: unknown, path: string): RoutingMatch {
+  if (!isObj(m)) throw invalid(path, m, 'expected a mapping of conditions');
+  const known = ['modality', 'sopClassUID', 'imageTypeIncludes', 'imageTypeExcludes', 'bodyPart', 'viewPosition', 'sliceThicknessMmMax', 'sliceThicknessMmMin', 'seriesDescription', 'seriesDescriptionExcludes', 'minInstances'];
+  for (const k of Object.keys(m)) if (!known.includes(k)) throw invalid(`${path}.${k}`, m[k], `unknown condition (known: ${known.join(', ')})`);
+  const out: RoutingMatch = {};
+  for (const k of ['modality', 'sopClassUID', 'imageTypeIncludes', 'imageTypeExcludes', 'bodyPart', 'viewPosition'] as const)
+    if (m[k] !== undefined) out[k] = strList(m, k, path);
+  for (const k of ['sliceThicknessMmMax', 'sliceThicknessMmMin'] as const) if (m[k] !== undefined) out[k] = num(m, k, path, 0, 1000, false);
+  if (m.minInstances !== undefined) out.minInstances = num(m, 'minInstances', path, 1);
+  for (const k of ['seriesDescription', 'seriesDescriptionExcludes'] as const)
+    if (m[k] !== undefined) {
+      out[k] = str(m, k, path);
+      checkRegex(`${path}.${k}`, out[k]);
+    }
+  return out;
+}
+
+function validateAuth(p: Obj, env: NodeJS.ProcessEnv): PacsAuth {
+  const password = resolveSecret('pacs.password', p.password, env);
+  const token = resolveSecret('pacs.token', p.token, env);
+  if (typeof token === 'string' && token !== '') return { type: 'bearer', token };
+  if (p.username !== undefined) {
+    const username = str(p, 'username', 'pacs', { nonEmpty: true })!;
+    if (typeof password !== 'string') throw invalid('pacs.password', password, 'expected a password with pacs.username');
+    return { type: 'basic', username, password };
+  }
+  return { type: 'none' };
+}
+
+function httpUrl(key: string, v: unknown): string {
+  if (typeof v !== 'string') throw invalid(key, v, 'expected an http(s) URL');
+  try {
+    const u = new URL(v);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+  } catch {
+    throw invalid(key, v, 'expected an http(s) URL');
+  }
+  return v.replace(/\/+$/, '');
+}
+
+/** Turns merged raw input into a typed, validated config; every message names the key and the bad value. */
+export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): RadnodeConfig {
+  if (!isObj(raw)) throw invalid('(root)', raw, 'expected a mapping');
+  const known = Object.keys(DEFAULT_CONFIG);
+  for (const k of Object.keys(raw)) if (!known.includes(k)) throw invalid(k, raw[k], `unknown section (known: ${known.join(', ')})`);
+
+  const s = section(raw, 'server');
+  const usersRaw = s.users ?? [];
+  if (!Array.isArray(usersRaw)) throw invalid('server.users', usersRaw, 'expected a list');
+  const users = usersRaw.map((u, i) => {
+    const path = `server.users[${i}]`;
+    if (!isObj(u)) throw invalid(path, u, 'expected { username, password, roles }');
+    const password = resolveSecret(`${path}.password`, u.password, env);
+    if (typeof password !== 'string' || password === '') throw invalid(`${path}.password`, '[secret]', 'expected a non-empty password');
+    return { username: str(u, 'username', path, { nonEmpty: true })!, password, roles: roles(u, path) };
+  });
+  const tokensRaw = s.bearerTokens ?? [];
+  if (!Array.isArray(tokensRaw)) throw invalid('server.bearerTokens', tokensRaw, 'expected a list');
+  const bearerTokens = tokensRaw.map((t, i) => {
+    const path = `server.bearerTokens[${i}]`;
+    if (!isObj(t)) throw invalid(path, t, 'expected { token, roles }');
+    const token = resolveSecret(`${path}.token`, t.token, env);
+    if (typeof token !== 'string' || token.length < 16) throw invalid(`${path}.token`, '[secret]', 'expected a token of at least 16 characters');
+    return { token, roles: roles(t, path) };
+  });
+  const host = str(s, 'host', 'server', { nonEmpty: true })!;
+  if (users.length === 0 && bearerTokens.length === 0 && !['127.0.0.1', 'localhost', '::1'].includes(host))
+    throw invalid('server.host', host, 'without server.users or server.bearerTokens radnode listens on 127.0.0.1 only');
+
+  const d = section(raw, 'data');
+  const n = section(raw, 'node');
+  const uidRoot = str(n, 'uidRoot', 'node', { nonEmpty: true })!;
+  if (!isValidUidRoot(uidRoot)) throw invalid('node.uidRoot', uidRoot, 'expected a dotted-decimal UID root of at most 32 characters');
+  const w = section(raw, 'workflow');
+  const r = section(raw, 'routing');
+  if (!Array.isArray(r.rules)) throw invalid('routing.rules', r.rules, 'expected a list of { detector, match }');
+  const rules = r.rules.map((rule: unknown, i: number) => {
+    const path = `routing.rules[${i}]`;
+    if (!isObj(rule)) throw invalid(path, rule, 'expected { detector, match }');
+    return { detector: str(rule, 'detector', path, { nonEmpty: true })!, match: validateMatch(rule.match, `${path}.match`) };
+  });
+
+  let pacs: RadnodeConfig['pacs'] = null;
+  if (raw.pacs !== null && raw.pacs !== undefined) {
+    const p = section(raw, 'pacs');
+    const kind = p.kind === undefined ? 'dicomweb' : oneOf(p, 'kind', 'pacs', ['dicomweb', 'orthanc'] as const);
+    const url = httpUrl('pacs.url', p.url);
+    const orthancUrl = p.orthancUrl !== undefined ? httpUrl('pacs.orthancUrl', p.orthancUrl) : kind === 'orthanc' ? url.replace(/\/dicom-web$/, '') : undefined;
+    pacs = { kind, url, orthancUrl, auth: validateAuth(p, env), timeoutMs: p.timeoutMs === undefined ? 30_000 : num(p, 'timeoutMs', 'pacs', 100, 600_000) };
+  }
+  const dl = section(raw, 'delivery');
+  const mode = oneOf(dl, 'mode', 'delivery', ['pacs', 'folder', 'shadow'] as const);
+  if (mode === 'pacs' && !pacs) throw invalid('delivery.mode', mode, 'mode pacs needs a pacs section (pacs.url)');
+  const pl = section(raw, 'poll');
+  const pollEnabled = bool(pl, 'enabled', 'poll');
+  const pollSource = oneOf(pl, 'source', 'poll', ['qido', 'orthanc-changes'] as const);
+  if (pollEnabled && !pacs) throw invalid('poll.enabled', true, 'polling needs a pacs section (pacs.url)');
+  if (pollEnabled && pollSource === 'orthanc-changes' && pacs?.kind !== 'orthanc') throw invalid('poll.source', pollSource, 'orthanc-changes needs pacs.kind orthanc');
+  const schedule = str(pl, 'schedule', 'poll', { nonEmpty: true })!;
+  const fields = schedule.trim().split(/\s+/).length;
+  if (fields < 5 || fields > 6) throw invalid('poll.schedule', schedule, 'expected a cron expression of 5 or 6 fields');
+  const det = section(raw, 'detectors');
+  const lg = section(raw, 'logging');
+
+  return {
+    server: { host, port: num(s, 'port', 'server', 0, 65535), maxStowBytes: num(s, 'maxStowBytes', 'server', 1024), users, bearerTokens },
+    data: { dir: str(d, 'dir', 'data', { nonEmpty: true })!, minFreeMb: num(d, 'minFreeMb', 'data', 0) },
+    node: {
+      uidRoot,
+      manufacturer: str(n, 'manufacturer', 'node', { nonEmpty: true })!,
+      modelName: str(n, 'modelName', 'node', { nonEmpty: true })!,
+      institutionName: str(n, 'institutionName', 'node', { optional: true }) || undefined,
+      stationName: str(n, 'stationName', 'node', { nonEmpty: true })!,
+    },
+    workflow: {
+      quietSeconds: num(w, 'quietSeconds', 'workflow', 0, 86_400, false),
+      wholeStudySenders: strList(w, 'wholeStudySenders', 'workflow'),
+      tickMs: num(w, 'tickMs', 'workflow', 50, 60_000),
+      maxAttempts: num(w, 'maxAttempts', 'workflow', 1, 100),
+      backoffBaseMs: num(w, 'backoffBaseMs', 'workflow', 0),
+      backoffMaxMs: num(w, 'backoffMaxMs', 'workflow', 0),
+      leaseMs: num(w, 'leaseMs', 'workflow', 1000),
+    },
+    routing: { rules },
+    pacs,
+    delivery: {
+      mode,
+      folder: str(dl, 'folder', 'delivery')!,
+      confirmTimeoutMs: num(dl, 'confirmTimeoutMs', 'delivery', 0),
+      retractSuperseded: bool(dl, 'retractSuperseded', 'delivery'),
+    },
+    poll: { enabled: pollEnabled, schedule, source: pollSource, lookbackDays: num(pl, 'lookbackDays', 'poll', 0, 3650), onlyRoutedModalities: bool(pl, 'onlyRoutedModalities', 'poll') },
+    detectors: { modules: strList(det, 'modules', 'detectors'), disabled: strList(det, 'disabled', 'detectors') },
+    logging: { level: oneOf(lg, 'level', 'logging', ['debug', 'info', 'warn', 'error', 'silent'] as const) },
+  };
+}
+
+function readConfigFile(file: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new RadnodeError('RN_CONFIG_UNREADABLE', `cannot read config file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return (extname(file) === '.json' ? JSON.parse(text) : parseYaml(text)) as Json;
+  } catch (err) {
+    throw new RadnodeError('RN_CONFIG_UNREADABLE', `cannot parse config file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Embedded defaults, then the file (if any), then RADNODE_* environment variables, then command-line overrides.
+ * Relative paths in the file are resolved against the file's folder, so a config can travel with its data.
+ */
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Obj } = {}): RadnodeConfig {
+  const env = opts.env ?? process.env;
+  let fileCfg: unknown = {};
+  const file = opts.file ?? env.RADNODE_CONFIG;
+  if (file) {
+    fileCfg = readConfigFile(file) ?? {};
+    if (!isObj(fileCfg)) throw invalid('(root)', fileCfg, `config file ${file} must hold a mapping`);
+  }
+  // Routing rules replace the defaults as a whole: merging two lists of rules by index would make no sense.
+  const merged = mergeDeep(mergeDeep(mergeDeep(DEFAULT_CONFIG, fileCfg), envOverrides(env)), opts.overrides ?? {}) as Obj;
+  const cfg = validateConfig(merged, env);
+  const base = file ? resolve(file, '..') : process.cwd();
+  cfg.data.dir = resolve(base, cfg.data.dir);
+  cfg.delivery.folder = cfg.delivery.folder ? resolve(base, cfg.delivery.folder) : resolve(cfg.data.dir, 'outbox');
+  cfg.detectors.modules = cfg.detectors.modules.map((m) => (m.startsWith('.') || m.startsWith('/') ? resolve(base, m) : m));
+  return cfg;
+}

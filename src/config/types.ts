@@ -1,0 +1,101 @@
+/** The typed configuration every stage reads (DESIGN §6). Defaults and validation live in defaults.ts / load.ts. */
+
+export type PacsAuth =
+  | { type: 'none' }
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'bearer'; token: string };
+
+export type PacsConfig = {
+  /** 'orthanc' adds the REST API (/changes, DELETE) next to DICOMweb; 'dicomweb' is any vendor PACS. */
+  kind: 'dicomweb' | 'orthanc';
+  /** DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web (no trailing slash). */
+  url: string;
+  /** Orthanc REST root (kind 'orthanc' only), e.g. http://127.0.0.1:8042. */
+  orthancUrl?: string;
+  auth: PacsAuth;
+  timeoutMs: number;
+};
+
+/** One routing rule: every condition that is present must hold; lists mean "any of". */
+export type RoutingMatch = {
+  modality?: string[];
+  sopClassUID?: string[];
+  /** Every listed value must appear in Image Type (e.g. ORIGINAL, PRIMARY). */
+  imageTypeIncludes?: string[];
+  /** None of the listed values may appear in Image Type (e.g. LOCALIZER, DERIVED). */
+  imageTypeExcludes?: string[];
+  bodyPart?: string[];
+  viewPosition?: string[];
+  sliceThicknessMmMax?: number;
+  sliceThicknessMmMin?: number;
+  /** Case-insensitive regular expression on Series Description. */
+  seriesDescription?: string;
+  /** Case-insensitive regular expression on Series Description that excludes the series. */
+  seriesDescriptionExcludes?: string;
+  minInstances?: number;
+};
+
+export type RoutingRule = { detector: string; match: RoutingMatch };
+
+export type AuthUser = { username: string; password: string; roles: Role[] };
+export type Role = 'ingest' | 'reader' | 'operator';
+
+export type RadnodeConfig = {
+  server: {
+    host: string;
+    port: number;
+    /** Largest STOW-RS body accepted, in bytes. */
+    maxStowBytes: number;
+    /** Empty: no authentication, and radnode only listens on 127.0.0.1. */
+    users: AuthUser[];
+    bearerTokens: { token: string; roles: Role[] }[];
+  };
+  data: { dir: string; minFreeMb: number };
+  node: {
+    uidRoot: string;
+    manufacturer: string;
+    modelName: string;
+    institutionName?: string;
+    stationName: string;
+  };
+  workflow: {
+    /** A study is complete when no instance arrived for this long. */
+    quietSeconds: number;
+    /** Senders (by a label configured on their credentials or `X-Radnode-Sender`) that send whole studies: complete at end of request. */
+    wholeStudySenders: string[];
+    tickMs: number;
+    maxAttempts: number;
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    leaseMs: number;
+  };
+  routing: { rules: RoutingRule[] };
+  pacs: PacsConfig | null;
+  delivery: {
+    /** pacs: STOW to the configured PACS; folder: write files to `folder`; shadow: compute and record, send nothing. */
+    mode: 'pacs' | 'folder' | 'shadow';
+    folder: string;
+    /** How long QIDO may lag behind a STOW before the delivery counts as unconfirmed. */
+    confirmTimeoutMs: number;
+    /** Retract superseded heatmaps through Orthanc's REST DELETE (kind 'orthanc' only). */
+    retractSuperseded: boolean;
+  };
+  poll: {
+    enabled: boolean;
+    /** node-cron expression (seconds field allowed). */
+    schedule: string;
+    /** qido: QIDO-RS new studies since the checkpoint; orthanc-changes: Orthanc's /changes feed. */
+    source: 'qido' | 'orthanc-changes';
+    /** The reconciliation window (DESIGN §3): studies whose Study Date is within this many days are compared. */
+    lookbackDays: number;
+    /** Only series whose modality is routed are pulled. */
+    onlyRoutedModalities: boolean;
+  };
+  detectors: {
+    /** Extra detector modules (site plug-ins, test detectors): each exports `detector` or `detectors`. */
+    modules: string[];
+    /** Detector ids to disable. */
+    disabled: string[];
+  };
+  logging: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
+};

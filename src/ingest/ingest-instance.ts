@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, openSync, fsyncSync, closeSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crashPoint } from '../crash.ts';
+import { RadnodeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { SqliteStore } from '../store/store.ts';
+import type { InstanceSource } from '../store/types.ts';
+import { isOwnInstance } from '../workflow/loop-guard.ts';
+import { readIngestHeader } from './header.ts';
+
+export type IngestDeps = {
+  store: SqliteStore;
+  dataDir: string;
+  minFreeMb: number;
+  node: { uidRoot: string; manufacturer: string };
+  log: Logger;
+};
+
+export type IngestOutcome = {
+  sopClassUID: string;
+  sopInstanceUID: string;
+  studyInstanceUID: string;
+  seriesInstanceUID: string;
+  status: 'stored' | 'duplicate';
+  isOwn: boolean;
+  reopened: boolean;
+};
+
+const UID = /^[0-9]+(\.[0-9]+)*$/;
+/** UIDs become path segments: anything that is not a plain UID is hashed, so no name can escape the folder. */
+const safeName = (uid: string) => (UID.test(uid) && uid.length <= 64 ? uid : 'h' + createHash('sha1').update(uid).digest('hex'));
+
+export function instancePath(dataDir: string, study: string, series: string, sop: string): string {
+  return join(dataDir, 'instances', safeName(study), safeName(series), safeName(sop) + '.dcm');
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function freeMb(dir: string): number {
+  const s = statfsSync(dir);
+  return (s.bavail * s.bsize) / (1024 * 1024);
+}
+
+/**
+ * Takes ownership of a complete, fsync'd temp file and makes it a stored instance (DESIGN §3): parse the header,
+ * rename into data/instances/<study>/<series>/<sop>.dcm, fsync the folder, then record it. Only after this resolves
+ * may the sender be acknowledged. On any failure the temp file is gone and nothing is recorded.
+ */
+export async function ingestFile(
+  deps: IngestDeps,
+  file: { tempPath: string; sha256?: string; size?: number },
+  opts: { source: InstanceSource; expectedStudyUID?: string },
+): Promise<IngestOutcome> {
+  let moved = false;
+  try {
+    const bytes = await readFile(file.tempPath);
+    const sha256 = file.sha256 ?? createHash('sha256').update(bytes).digest('hex');
+    const header = readIngestHeader(bytes);
+    if (opts.expectedStudyUID && header.studyInstanceUID !== opts.expectedStudyUID)
+      throw new RadnodeError('RN_INGEST_STUDY_MISMATCH', `instance ${header.sopInstanceUID} belongs to study ${header.studyInstanceUID}, not ${opts.expectedStudyUID}`, {
+        details: { sopInstanceUID: header.sopInstanceUID, sopClassUID: header.sopClassUID },
+      });
+    const isOwn = isOwnInstance(header, deps.node);
+    const base = { sopClassUID: header.sopClassUID, sopInstanceUID: header.sopInstanceUID, studyInstanceUID: header.studyInstanceUID, seriesInstanceUID: header.seriesInstanceUID, isOwn };
+    const existing = await deps.store.getInstance(header.sopInstanceUID);
+    if (existing) {
+      if (existing.sha256 !== sha256) {
+        // Different bytes under a known SOP Instance UID: kept aside and audited, never silently replacing the first.
+        const dir = join(deps.dataDir, 'conflicts');
+        mkdirSync(dir, { recursive: true });
+        const path = join(dir, `${safeName(header.sopInstanceUID)}.${sha256.slice(0, 16)}.dcm`);
+        renameSync(file.tempPath, path);
+        moved = true;
+        await deps.store.recordConflict(header.sopInstanceUID, path, sha256);
+        deps.log.warn('instance re-sent with different bytes; kept as a conflict', { sopInstanceUID: header.sopInstanceUID });
+      }
+      return { ...base, status: 'duplicate', reopened: false };
+    }
+    if (deps.minFreeMb > 0 && freeMb(deps.dataDir) < deps.minFreeMb)
+      throw new RadnodeError('RN_INGEST_DISK_FULL', `less than ${deps.minFreeMb} MB free in the data folder`, { details: { sopInstanceUID: header.sopInstanceUID, sopClassUID: header.sopClassUID } });
+    const path = instancePath(deps.dataDir, header.studyInstanceUID, header.seriesInstanceUID, header.sopInstanceUID);
+    const dir = join(path, '..');
+    mkdirSync(dir, { recursive: true });
+    renameSync(file.tempPath, path);
+    moved = true;
+    fsyncDir(dir);
+    crashPoint('after-fsync');
+    const { reopened } = await deps.store.recordInstance({
+      ...header, path, size: file.size ?? bytes.byteLength, sha256, source: opts.source, isOwn,
+    });
+    crashPoint('after-record');
+    return { ...base, status: 'stored', reopened };
+  } finally {
+    if (!moved) rmSync(file.tempPath, { force: true });
+  }
+}

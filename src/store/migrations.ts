@@ -1,0 +1,141 @@
+/**
+ * Versioned schema. A migration is never edited once released; a change is a new entry. `PRAGMA user_version`
+ * holds the applied version, and a store newer than this program is refused (RN_STORE_CORRUPT).
+ */
+export const MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE studies (
+  study_uid TEXT PRIMARY KEY,
+  patient_id TEXT,
+  accession_number TEXT,
+  study_date TEXT,
+  study_description TEXT,
+  state TEXT NOT NULL CHECK (state IN ('receiving', 'complete')),
+  generation INTEGER NOT NULL DEFAULT 0,
+  first_received_at INTEGER NOT NULL,
+  last_received_at INTEGER NOT NULL,
+  completed_at INTEGER
+);
+CREATE INDEX studies_state ON studies(state, last_received_at);
+
+CREATE TABLE series (
+  series_uid TEXT PRIMARY KEY,
+  study_uid TEXT NOT NULL REFERENCES studies(study_uid),
+  modality TEXT,
+  series_number INTEGER,
+  series_description TEXT,
+  body_part TEXT,
+  view_position TEXT,
+  image_type TEXT,
+  slice_thickness REAL,
+  sop_class_uid TEXT,
+  is_own INTEGER NOT NULL DEFAULT 0,
+  route_detector TEXT,
+  route_reason_code TEXT,
+  route_reason_detail TEXT,
+  first_received_at INTEGER NOT NULL,
+  last_received_at INTEGER NOT NULL
+);
+CREATE INDEX series_study ON series(study_uid);
+
+CREATE TABLE instances (
+  sop_instance_uid TEXT PRIMARY KEY,
+  series_uid TEXT NOT NULL REFERENCES series(series_uid),
+  study_uid TEXT NOT NULL REFERENCES studies(study_uid),
+  sop_class_uid TEXT NOT NULL,
+  instance_number INTEGER,
+  transfer_syntax_uid TEXT,
+  path TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  source TEXT NOT NULL,
+  is_own INTEGER NOT NULL DEFAULT 0,
+  received_at INTEGER NOT NULL
+);
+CREATE INDEX instances_series ON instances(series_uid);
+CREATE INDEX instances_study ON instances(study_uid);
+
+CREATE TABLE instance_conflicts (
+  id INTEGER PRIMARY KEY,
+  sop_instance_uid TEXT NOT NULL,
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  study_uid TEXT NOT NULL REFERENCES studies(study_uid),
+  detector TEXT NOT NULL,
+  input_key TEXT NOT NULL,
+  inputs_json TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'written', 'delivered', 'failed', 'cancelled', 'superseded')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_until INTEGER,
+  reason_code TEXT,
+  reason_detail TEXT,
+  content_datetime TEXT,
+  sr_instance_number INTEGER NOT NULL DEFAULT 1,
+  predecessor_job_id INTEGER REFERENCES jobs(id),
+  superseded_by INTEGER REFERENCES jobs(id),
+  result_json TEXT,
+  study_score REAL,
+  priority TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (study_uid, detector, input_key)
+);
+CREATE INDEX jobs_ready ON jobs(state, next_attempt_at);
+CREATE INDEX jobs_study ON jobs(study_uid, detector);
+
+CREATE TABLE outputs (
+  sop_instance_uid TEXT PRIMARY KEY,
+  job_id INTEGER NOT NULL REFERENCES jobs(id),
+  kind TEXT NOT NULL,
+  study_uid TEXT NOT NULL,
+  series_uid TEXT NOT NULL,
+  sop_class_uid TEXT NOT NULL,
+  instance_number INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  delivered_at INTEGER,
+  retracted_at INTEGER
+);
+CREATE INDEX outputs_job ON outputs(job_id);
+
+CREATE TABLE deliveries (
+  id INTEGER PRIMARY KEY,
+  job_id INTEGER NOT NULL REFERENCES jobs(id),
+  attempt INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  outcome TEXT,
+  detail_json TEXT
+);
+
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  entity TEXT NOT NULL,
+  entity_id TEXT NOT NULL,
+  detail_json TEXT
+);
+CREATE INDEX audit_entity ON audit(entity, entity_id);
+
+CREATE TABLE checkpoints (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

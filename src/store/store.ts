@@ -1,0 +1,398 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { RadnodeError } from '../errors.ts';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts';
+import type {
+  AuditRow, ClaimPhase, InstanceRecord, JobInputs, JobRow, JobState, OutputRow, SeriesRow, StudyRow,
+} from './types.ts';
+
+/**
+ * The only owner of state (DESIGN §2). better-sqlite3 is synchronous; the methods are async so that a PostgreSQL
+ * store (DESIGN §7) can replace this one behind the same interface. Every job transition is one transaction
+ * with its audit row.
+ */
+export class SqliteStore {
+  readonly db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  static open(file: string): SqliteStore {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    let db: Database.Database;
+    try {
+      db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      // FULL: a transaction that returned is on disk, so an acknowledged instance survives power loss, not only kill -9.
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+    } catch (err) {
+      throw new RadnodeError('RN_STORE_CORRUPT', `cannot open store ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > SCHEMA_VERSION) {
+      db.close();
+      throw new RadnodeError('RN_STORE_CORRUPT', `store ${file} has schema ${current}, newer than this radnode (${SCHEMA_VERSION})`);
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      db.transaction(() => {
+        db.exec(m.sql);
+        db.pragma(`user_version = ${m.version}`);
+      })();
+    }
+    return new SqliteStore(db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private auditSync(actor: string, action: string, entity: string, entityId: string | number, detail?: unknown, at = Date.now()): void {
+    this.db
+      .prepare('INSERT INTO audit (at, actor, action, entity, entity_id, detail_json) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(at, actor, action, entity, String(entityId), detail === undefined ? null : JSON.stringify(detail));
+  }
+
+  async audit(actor: string, action: string, entity: string, entityId: string | number, detail?: unknown): Promise<void> {
+    this.auditSync(actor, action, entity, entityId, detail);
+  }
+
+  async listAudit(entity: string, entityId: string | number): Promise<AuditRow[]> {
+    return this.db.prepare('SELECT * FROM audit WHERE entity = ? AND entity_id = ? ORDER BY id').all(entity, String(entityId)) as AuditRow[];
+  }
+
+  // ---------------------------------------------------------------- instances, series, studies
+
+  async getInstance(sopInstanceUID: string): Promise<{ sha256: string; path: string; study_uid: string } | undefined> {
+    return this.db.prepare('SELECT sha256, path, study_uid FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUID) as
+      | { sha256: string; path: string; study_uid: string }
+      | undefined;
+  }
+
+  /**
+   * Records an instance whose file is already durable at `rec.path`. A study that was complete and receives a new
+   * series that is not radnode's own re-opens, so that its completeness is decided again (late series, DESIGN §3).
+   */
+  async recordInstance(rec: InstanceRecord, now = Date.now()): Promise<{ reopened: boolean; newSeries: boolean }> {
+    return this.db.transaction(() => {
+      const study = this.db.prepare('SELECT state FROM studies WHERE study_uid = ?').get(rec.studyInstanceUID) as { state: string } | undefined;
+      if (!study) {
+        this.db
+          .prepare(`INSERT INTO studies (study_uid, patient_id, accession_number, study_date, study_description, state, first_received_at, last_received_at)
+                    VALUES (?, ?, ?, ?, ?, 'receiving', ?, ?)`)
+          .run(rec.studyInstanceUID, rec.patientID ?? null, rec.accessionNumber ?? null, rec.studyDate ?? null, rec.studyDescription ?? null, now, now);
+      }
+      const seriesExists = this.db.prepare('SELECT 1 FROM series WHERE series_uid = ?').get(rec.seriesInstanceUID) !== undefined;
+      if (!seriesExists) {
+        this.db
+          .prepare(`INSERT INTO series (series_uid, study_uid, modality, series_number, series_description, body_part, view_position, image_type,
+                      slice_thickness, sop_class_uid, is_own, first_received_at, last_received_at)
+                    VALUES (@series, @study, @modality, @number, @description, @bodyPart, @view, @imageType, @thickness, @sopClass, @own, @now, @now)`)
+          .run({
+            series: rec.seriesInstanceUID, study: rec.studyInstanceUID, modality: rec.modality ?? null, number: rec.seriesNumber ?? null,
+            description: rec.seriesDescription ?? null, bodyPart: rec.bodyPartExamined ?? null, view: rec.viewPosition ?? null,
+            imageType: rec.imageType ? rec.imageType.join('\\') : null, thickness: rec.sliceThicknessMm ?? null,
+            sopClass: rec.sopClassUID, own: rec.isOwn ? 1 : 0, now,
+          });
+      } else {
+        this.db.prepare('UPDATE series SET last_received_at = ? WHERE series_uid = ?').run(now, rec.seriesInstanceUID);
+      }
+      this.db
+        .prepare(`INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, instance_number, transfer_syntax_uid, path, size, sha256, source, is_own, received_at)
+                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(rec.sopInstanceUID, rec.seriesInstanceUID, rec.studyInstanceUID, rec.sopClassUID, rec.instanceNumber ?? null,
+          rec.transferSyntaxUID ?? null, rec.path, rec.size, rec.sha256, rec.source, rec.isOwn ? 1 : 0, now);
+      let reopened = false;
+      // Our own outputs coming back (Orthanc re-sends whole studies) must neither delay nor re-open a study.
+      if (!rec.isOwn) {
+        if (study?.state === 'complete' && !seriesExists) {
+          this.db.prepare(`UPDATE studies SET state = 'receiving', last_received_at = ? WHERE study_uid = ?`).run(now, rec.studyInstanceUID);
+          this.auditSync('ingest', 'study.reopened', 'study', rec.studyInstanceUID, { series: rec.seriesInstanceUID }, now);
+          reopened = true;
+        } else if (study?.state !== 'complete') {
+          this.db.prepare('UPDATE studies SET last_received_at = ? WHERE study_uid = ?').run(now, rec.studyInstanceUID);
+        }
+      }
+      return { reopened, newSeries: !seriesExists };
+    })();
+  }
+
+  async recordConflict(sopInstanceUID: string, path: string, sha256: string, now = Date.now()): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('INSERT INTO instance_conflicts (sop_instance_uid, path, sha256, received_at) VALUES (?, ?, ?, ?)').run(sopInstanceUID, path, sha256, now);
+      this.auditSync('ingest', 'instance.conflict', 'instance', sopInstanceUID, { sha256, path }, now);
+    })();
+  }
+
+  async countConflicts(): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM instance_conflicts').get() as { n: number }).n;
+  }
+
+  async knownInstancePaths(): Promise<Set<string>> {
+    return new Set((this.db.prepare('SELECT path FROM instances').all() as { path: string }[]).map((r) => r.path));
+  }
+
+  async instanceCountOfStudy(studyUID: string, opts: { includeOwn?: boolean } = {}): Promise<number> {
+    const sql = opts.includeOwn ? 'SELECT COUNT(*) AS n FROM instances WHERE study_uid = ?' : 'SELECT COUNT(*) AS n FROM instances WHERE study_uid = ? AND is_own = 0';
+    return (this.db.prepare(sql).get(studyUID) as { n: number }).n;
+  }
+
+  async getStudy(studyUID: string): Promise<StudyRow | undefined> {
+    return this.db.prepare('SELECT * FROM studies WHERE study_uid = ?').get(studyUID) as StudyRow | undefined;
+  }
+
+  async listStudies(limit = 200): Promise<StudyRow[]> {
+    return this.db.prepare('SELECT * FROM studies ORDER BY last_received_at DESC LIMIT ?').all(limit) as StudyRow[];
+  }
+
+  async listSeries(studyUID: string): Promise<SeriesRow[]> {
+    return this.db
+      .prepare(`SELECT s.*, (SELECT COUNT(*) FROM instances i WHERE i.series_uid = s.series_uid) AS instance_count
+                FROM series s WHERE study_uid = ? ORDER BY series_number, series_uid`)
+      .all(studyUID) as SeriesRow[];
+  }
+
+  async listInstances(seriesUID: string): Promise<{ sop_instance_uid: string; sop_class_uid: string; path: string; sha256: string; instance_number: number | null }[]> {
+    return this.db
+      .prepare('SELECT sop_instance_uid, sop_class_uid, path, sha256, instance_number FROM instances WHERE series_uid = ? ORDER BY instance_number, sop_instance_uid')
+      .all(seriesUID) as { sop_instance_uid: string; sop_class_uid: string; path: string; sha256: string; instance_number: number | null }[];
+  }
+
+  /** Studies with no instance for `quietMs`: complete (DESIGN §3 completeness). */
+  async dueStudies(now: number, quietMs: number): Promise<string[]> {
+    return (this.db.prepare(`SELECT study_uid FROM studies WHERE state = 'receiving' AND last_received_at <= ?`).all(now - quietMs) as { study_uid: string }[]).map(
+      (r) => r.study_uid,
+    );
+  }
+
+  async completeStudy(studyUID: string, reason: string, now = Date.now()): Promise<boolean> {
+    return this.db.transaction(() => {
+      const r = this.db
+        .prepare(`UPDATE studies SET state = 'complete', generation = generation + 1, completed_at = ? WHERE study_uid = ? AND state = 'receiving'`)
+        .run(now, studyUID);
+      if (r.changes) this.auditSync('workflow', 'study.complete', 'study', studyUID, { reason }, now);
+      return r.changes > 0;
+    })();
+  }
+
+  async setSeriesRoute(seriesUID: string, route: { detector: string | null; reasonCode: string | null; reasonDetail: string | null }): Promise<void> {
+    this.db
+      .prepare('UPDATE series SET route_detector = ?, route_reason_code = ?, route_reason_detail = ? WHERE series_uid = ?')
+      .run(route.detector, route.reasonCode, route.reasonDetail, seriesUID);
+  }
+
+  // ---------------------------------------------------------------- jobs
+
+  /**
+   * One job per (study, detector, input set). A new input set for the same (study, detector) supersedes the earlier
+   * job: one not yet delivered stops where it is, one delivered becomes the predecessor of the new SR (DESIGN §3).
+   */
+  async upsertJob(studyUID: string, detector: string, inputKey: string, inputs: JobInputs, now = Date.now()): Promise<{ job: JobRow; created: boolean }> {
+    return this.db.transaction(() => {
+      const existing = this.db.prepare('SELECT * FROM jobs WHERE study_uid = ? AND detector = ? AND input_key = ?').get(studyUID, detector, inputKey) as JobRow | undefined;
+      if (existing) return { job: existing, created: false };
+      const prev = this.db
+        .prepare(`SELECT * FROM jobs WHERE study_uid = ? AND detector = ? AND superseded_by IS NULL ORDER BY id DESC LIMIT 1`)
+        .get(studyUID, detector) as JobRow | undefined;
+      // Predecessor is the newest delivered SR of this (study, detector) chain, whether or not the previous job delivered.
+      const delivered = this.db
+        .prepare(`SELECT id FROM jobs WHERE study_uid = ? AND detector = ? AND state = 'delivered' ORDER BY id DESC LIMIT 1`)
+        .get(studyUID, detector) as { id: number } | undefined;
+      const maxSr = this.db.prepare('SELECT MAX(sr_instance_number) AS n FROM jobs WHERE study_uid = ? AND detector = ?').get(studyUID, detector) as { n: number | null };
+      const info = this.db
+        .prepare(`INSERT INTO jobs (study_uid, detector, input_key, inputs_json, state, next_attempt_at, sr_instance_number, predecessor_job_id, created_at, updated_at)
+                  VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`)
+        .run(studyUID, detector, inputKey, JSON.stringify(inputs), now, (maxSr.n ?? 0) + 1, delivered?.id ?? null, now, now);
+      const id = Number(info.lastInsertRowid);
+      this.auditSync('workflow', 'job.created', 'job', id, { study: studyUID, detector, inputKey, supersedes: prev?.id ?? null }, now);
+      if (prev) {
+        const stop = prev.state === 'queued' || prev.state === 'running' || prev.state === 'failed';
+        this.db
+          .prepare(`UPDATE jobs SET superseded_by = ?, state = CASE WHEN ? THEN 'superseded' ELSE state END, lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`)
+          .run(id, stop ? 1 : 0, now, prev.id);
+        this.auditSync('workflow', 'job.superseded', 'job', prev.id, { by: id, stopped: stop }, now);
+      }
+      return { job: this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow, created: true };
+    })();
+  }
+
+  async getJob(id: number): Promise<JobRow | undefined> {
+    return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+  }
+
+  async listJobs(filter: { state?: JobState; study?: string; limit?: number } = {}): Promise<JobRow[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.state) (where.push('state = ?'), args.push(filter.state));
+    if (filter.study) (where.push('study_uid = ?'), args.push(filter.study));
+    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    return this.db.prepare(sql).all(...args, filter.limit ?? 500) as JobRow[];
+  }
+
+  async jobCounts(): Promise<Record<string, number>> {
+    const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  /**
+   * Claims one job ready for a phase with a lease. A job whose lease expired (its worker died: kill -9) is ready
+   * again, so work resumes after a restart without an operator.
+   */
+  async claimJob(phase: ClaimPhase, owner: string, leaseMs: number, opts: { detector?: string; now?: number } = {}): Promise<JobRow | undefined> {
+    const now = opts.now ?? Date.now();
+    const ready =
+      phase === 'run'
+        ? `((state = 'queued' AND next_attempt_at <= @now) OR (state = 'running' AND lease_until < @now))`
+        : `(state = 'written' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until < @now))`;
+    return this.db.transaction(() => {
+      const row = this.db
+        .prepare(`SELECT * FROM jobs WHERE ${ready} ${opts.detector ? 'AND detector = @detector' : ''} ORDER BY next_attempt_at, id LIMIT 1`)
+        .get(opts.detector ? { now, detector: opts.detector } : { now }) as JobRow | undefined;
+      if (!row) return undefined;
+      const nextState = phase === 'run' ? 'running' : 'written';
+      this.db
+        .prepare('UPDATE jobs SET state = ?, lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?')
+        .run(nextState, owner, now + leaseMs, now, row.id);
+      this.auditSync('workflow', phase === 'run' ? 'job.running' : 'job.delivering', 'job', row.id, { owner, attempt: row.attempts + 1 }, now);
+      return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(row.id) as JobRow;
+    })();
+  }
+
+  async heartbeat(jobId: number, owner: string, leaseMs: number, now = Date.now()): Promise<boolean> {
+    return this.db.prepare('UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?').run(now + leaseMs, jobId, owner).changes > 0;
+  }
+
+  /** Content Date/Time are frozen at the first run so that a re-run writes the same bytes (DESIGN §3). */
+  async freezeContentDateTime(jobId: number, iso: string): Promise<string> {
+    this.db.prepare('UPDATE jobs SET content_datetime = COALESCE(content_datetime, ?) WHERE id = ?').run(iso, jobId);
+    return (this.db.prepare('SELECT content_datetime FROM jobs WHERE id = ?').get(jobId) as { content_datetime: string }).content_datetime;
+  }
+
+  private assertOwner(jobId: number, owner: string): JobRow {
+    const job = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId) as JobRow | undefined;
+    if (!job) throw new RadnodeError('RN_JOB_NOT_FOUND', `job ${jobId} does not exist`);
+    if (job.lease_owner !== owner) throw new RadnodeError('RN_JOB_BAD_STATE', `job ${jobId} is no longer leased by ${owner}`, { details: { state: job.state } });
+    return job;
+  }
+
+  /** running → written: outputs and the result summary land in one transaction. */
+  async finishRun(jobId: number, owner: string, outputs: OutputRow[], result: { json: string; studyScore: number; priority: string }, now = Date.now()): Promise<void> {
+    this.db.transaction(() => {
+      this.assertOwner(jobId, owner);
+      const insert = this.db.prepare(`INSERT OR REPLACE INTO outputs (sop_instance_uid, job_id, kind, study_uid, series_uid, sop_class_uid, instance_number, path, sha256, fingerprint)
+                                      VALUES (@sop_instance_uid, @job_id, @kind, @study_uid, @series_uid, @sop_class_uid, @instance_number, @path, @sha256, @fingerprint)`);
+      for (const o of outputs) insert.run(o);
+      this.db
+        .prepare(`UPDATE jobs SET state = 'written', result_json = ?, study_score = ?, priority = ?, lease_owner = NULL, lease_until = NULL,
+                  attempts = 0, next_attempt_at = ?, reason_code = NULL, reason_detail = NULL, updated_at = ? WHERE id = ?`)
+        .run(result.json, result.studyScore, result.priority, now, now, jobId);
+      this.auditSync('workflow', 'job.written', 'job', jobId, { outputs: outputs.map((o) => o.sop_instance_uid) }, now);
+    })();
+  }
+
+  async markDelivered(jobId: number, owner: string, detail: unknown, now = Date.now()): Promise<void> {
+    this.db.transaction(() => {
+      this.assertOwner(jobId, owner);
+      this.db.prepare('UPDATE outputs SET delivered_at = COALESCE(delivered_at, ?) WHERE job_id = ?').run(now, jobId);
+      this.db
+        .prepare(`UPDATE jobs SET state = 'delivered', lease_owner = NULL, lease_until = NULL, reason_code = NULL, reason_detail = NULL, updated_at = ? WHERE id = ?`)
+        .run(now, jobId);
+      this.auditSync('delivery', 'job.delivered', 'job', jobId, detail, now);
+    })();
+  }
+
+  /**
+   * A failed step: retryable failures go back to the phase they came from with exponential backoff and jitter;
+   * after maxAttempts, or for a permanent failure, the job is dead-lettered as `failed` for an operator.
+   */
+  async failJob(jobId: number, owner: string, f: { code: string; detail: string; retryable: boolean; maxAttempts: number; backoffMs: (attempt: number) => number }, now = Date.now()): Promise<JobRow> {
+    return this.db.transaction(() => {
+      const job = this.assertOwner(jobId, owner);
+      const resume: JobState = job.state === 'running' ? 'queued' : 'written';
+      const dead = !f.retryable || job.attempts >= f.maxAttempts;
+      const state: JobState = dead ? 'failed' : resume;
+      const next = dead ? now : now + f.backoffMs(job.attempts);
+      this.db
+        .prepare('UPDATE jobs SET state = ?, reason_code = ?, reason_detail = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?')
+        .run(state, f.code, f.detail.slice(0, 2000), next, now, jobId);
+      this.auditSync('workflow', dead ? 'job.failed' : 'job.retry-scheduled', 'job', jobId, { code: f.code, detail: f.detail.slice(0, 500), attempt: job.attempts, resume }, now);
+      return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId) as JobRow;
+    })();
+  }
+
+  /** Operator retry of a dead-lettered or cancelled job: it resumes from its outputs if it has any. */
+  async retryJob(jobId: number, actor: string, now = Date.now()): Promise<JobRow> {
+    return this.db.transaction(() => {
+      const job = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId) as JobRow | undefined;
+      if (!job) throw new RadnodeError('RN_JOB_NOT_FOUND', `job ${jobId} does not exist`);
+      if (job.state !== 'failed' && job.state !== 'cancelled')
+        throw new RadnodeError('RN_JOB_BAD_STATE', `job ${jobId} is ${job.state}; only failed or cancelled jobs can be retried`);
+      if (job.superseded_by !== null) throw new RadnodeError('RN_JOB_BAD_STATE', `job ${jobId} was superseded by job ${job.superseded_by}`);
+      const hasOutputs = (this.db.prepare('SELECT COUNT(*) AS n FROM outputs WHERE job_id = ?').get(jobId) as { n: number }).n > 0;
+      const state: JobState = hasOutputs ? 'written' : 'queued';
+      this.db.prepare('UPDATE jobs SET state = ?, attempts = 0, next_attempt_at = ?, reason_code = NULL, reason_detail = NULL, updated_at = ? WHERE id = ?').run(state, now, now, jobId);
+      this.auditSync(actor, 'job.retry', 'job', jobId, { from: job.state, to: state }, now);
+      return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId) as JobRow;
+    })();
+  }
+
+  async cancelJob(jobId: number, actor: string, now = Date.now()): Promise<JobRow> {
+    return this.db.transaction(() => {
+      const job = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId) as JobRow | undefined;
+      if (!job) throw new RadnodeError('RN_JOB_NOT_FOUND', `job ${jobId} does not exist`);
+      if (job.state === 'delivered' || job.state === 'superseded' || job.state === 'cancelled')
+        throw new RadnodeError('RN_JOB_BAD_STATE', `job ${jobId} is ${job.state} and cannot be cancelled`);
+      this.db.prepare(`UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`).run(now, jobId);
+      this.auditSync(actor, 'job.cancelled', 'job', jobId, { from: job.state }, now);
+      return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId) as JobRow;
+    })();
+  }
+
+  async listOutputs(jobId: number): Promise<OutputRow[]> {
+    return this.db.prepare('SELECT * FROM outputs WHERE job_id = ? ORDER BY kind, instance_number, sop_instance_uid').all(jobId) as OutputRow[];
+  }
+
+  async markRetracted(sopInstanceUID: string, now = Date.now()): Promise<void> {
+    this.db.prepare('UPDATE outputs SET retracted_at = ? WHERE sop_instance_uid = ?').run(now, sopInstanceUID);
+    this.auditSync('delivery', 'output.retracted', 'output', sopInstanceUID, undefined, now);
+  }
+
+  async startDelivery(jobId: number, attempt: number, now = Date.now()): Promise<number> {
+    return Number(this.db.prepare('INSERT INTO deliveries (job_id, attempt, started_at) VALUES (?, ?, ?)').run(jobId, attempt, now).lastInsertRowid);
+  }
+
+  async finishDelivery(id: number, outcome: string, detail: unknown, now = Date.now()): Promise<void> {
+    this.db.prepare('UPDATE deliveries SET finished_at = ?, outcome = ?, detail_json = ? WHERE id = ?').run(now, outcome, JSON.stringify(detail), id);
+  }
+
+  async listDeliveries(jobId: number): Promise<{ attempt: number; outcome: string | null; detail_json: string | null }[]> {
+    return this.db.prepare('SELECT attempt, outcome, detail_json FROM deliveries WHERE job_id = ? ORDER BY id').all(jobId) as {
+      attempt: number; outcome: string | null; detail_json: string | null;
+    }[];
+  }
+
+  // ---------------------------------------------------------------- checkpoints
+
+  async getCheckpoint(name: string): Promise<string | null> {
+    const r = this.db.prepare('SELECT value FROM checkpoints WHERE name = ?').get(name) as { value: string } | undefined;
+    return r?.value ?? null;
+  }
+
+  async setCheckpoint(name: string, value: string, now = Date.now()): Promise<void> {
+    this.db.prepare('INSERT INTO checkpoints (name, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at').run(name, value, now);
+  }
+
+  /** Writability probe for /readyz. */
+  async isWritable(): Promise<boolean> {
+    try {
+      this.db.prepare(`INSERT INTO checkpoints (name, value, updated_at) VALUES ('readyz', '1', ?) ON CONFLICT(name) DO UPDATE SET updated_at = excluded.updated_at`).run(Date.now());
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
