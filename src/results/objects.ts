@@ -51,6 +51,17 @@ export type WriteContext = {
   /** SR Instance Number: 1 for the first result of a (study, detector), +1 for each superseding one. */
   srInstanceNumber: number;
   predecessor?: PredecessorRef;
+  /** How the SR names its measurement groups; defaults to `{ trackingIdentifierStyle: 'detector' }`. */
+  srOptions?: SrOptions;
 };
+
+/**
+ * `detector`: Tracking Identifier = the finding's own trackingId (readable in any viewer).
+ * `cornerstone3D`: Tracking Identifier = an OHIF tool name (`cornerstone3DTools@^0.1.0:<Tool>`), the only kind OHIF
+ * hydrates into editable measurements (cornerstone adapters cornerstone3DTag.js, isRehydratable.ts); the finding's
+ * trackingId is then kept in a private TEXT row so it still reads back.
+ */
+export type TrackingIdentifierStyle = 'detector' | 'cornerstone3D';
+export type SrOptions = { trackingIdentifierStyle?: TrackingIdentifierStyle };
 
 export type ResultWriter = (result: DetectorResult, sources: SourceInstance[], ctx: WriteContext) => Promise<ResultObject[]>;

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
  * exactly the same UIDs and the PACS never holds two copies of an output. PS3.5 §9.1: at most 64 characters,
  * components without leading zeros.
  */
-export const UID_ARC = { instance: 1, series: 2, trackingUid: 3, device: 4, study: 5 } as const;
+export const UID_ARC = { instance: 1, series: 2, trackingUid: 3, device: 4, study: 5, implementation: 6 } as const;
 export type UidArc = keyof typeof UID_ARC;
 
 const UID_ROOT_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;

@@ -1,0 +1,144 @@
+/**
+ * Modules every radnode result object carries: Patient and General Study copied from the source (an SR without
+ * them shows up as a separate patient, OHIF issue 3148), General Equipment describing radnode, IHE AIR
+ * Contributing Equipment, SOP Common, and the deterministic UIDs and series numbers (DESIGN §3).
+ */
+import { createHash } from 'node:crypto';
+import { RadnodeError } from '../errors.ts';
+import { dicomDateTime, readPart10, seq, str, type DicomDataset } from './dicom-io.ts';
+import type { DetectorIdentity } from './findings.ts';
+import type { NodeIdentity, SourceInstance, WriteContext } from './objects.ts';
+import { deriveUid } from './uids.ts';
+import { readFile } from 'node:fs/promises';
+
+/** Bumped when the bytes written for the same input change; part of every output UID's seed via ctx.inputKey. */
+export const WRITER_VERSION = 'radnode-results/1';
+
+export const SOP_CLASS = {
+  comprehensive3DSR: '1.2.840.10008.5.1.4.1.1.88.34',
+  multiframeTrueColorSC: '1.2.840.10008.5.1.4.1.1.7.4',
+} as const;
+
+/** IHE AIR (Rev 1.1 §6.5.3.1): Purpose of Reference of the algorithm's Contributing Equipment item. */
+export const PURPOSE_PROCESSING_ALGORITHM = { CodeValue: 'Newcode1', CodingSchemeDesignator: '99IHE', CodeMeaning: 'Processing Algorithm' };
+
+// PS3.3 §C.7.1.1 Patient, §C.7.2.1 General Study, §C.7.2.2 Patient Study. Type 2 keywords must be present (empty
+// when the source lacks them); the others are copied only when present.
+const PATIENT_STUDY_TYPE2 = ['PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber'];
+const PATIENT_STUDY_OPTIONAL = [
+  'IssuerOfPatientID',
+  'IssuerOfPatientIDQualifiersSequence',
+  'PatientBirthTime',
+  'OtherPatientIDsSequence',
+  'PatientComments',
+  'PatientIdentityRemoved',
+  'DeidentificationMethod',
+  'DeidentificationMethodCodeSequence',
+  'IssuerOfAccessionNumberSequence',
+  'StudyDescription',
+  'PatientAge',
+  'PatientSize',
+  'PatientWeight',
+];
+
+export type SourceHeader = { source: SourceInstance; dataset: DicomDataset };
+
+/** Reads a source's header (not its pixels) from the store's Part 10 file. */
+export async function readSourceHeader(source: SourceInstance): Promise<SourceHeader> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(source.path);
+  } catch (cause) {
+    throw new RadnodeError('RN_INPUT_MISSING', `source instance file missing: ${source.sopInstanceUID}`, { cause, details: { sopInstanceUID: source.sopInstanceUID } });
+  }
+  return { source, dataset: readPart10(bytes, { untilPixelData: true }).dataset };
+}
+
+export function copyPatientAndStudy(from: DicomDataset, studyInstanceUID: string): DicomDataset {
+  const sourceStudy = str(from, 'StudyInstanceUID');
+  if (sourceStudy !== studyInstanceUID) {
+    throw new RadnodeError('RN_RESULT_INVALID', 'the first source instance is not in the result\'s study', {
+      details: { resultStudy: studyInstanceUID, sourceStudy },
+    });
+  }
+  const out: DicomDataset = { StudyInstanceUID: studyInstanceUID };
+  for (const k of PATIENT_STUDY_TYPE2) out[k] = from[k] ?? '';
+  for (const k of PATIENT_STUDY_OPTIONAL) if (from[k] !== undefined && from[k] !== '') out[k] = from[k];
+  return out;
+}
+
+export function deviceUid(node: NodeIdentity, detector: DetectorIdentity): string {
+  // IHE AIR: the Device UID changes whenever the model changes, so it is derived from the model's hash and version.
+  return deriveUid(node.uidRoot, 'device', [detector.modelSha256, detector.version]);
+}
+
+export function implementationClassUid(node: NodeIdentity): string {
+  return deriveUid(node.uidRoot, 'implementation', [WRITER_VERSION]);
+}
+
+export function generalEquipment(node: NodeIdentity): DicomDataset {
+  return {
+    Manufacturer: node.manufacturer,
+    ManufacturerModelName: node.modelName,
+    SoftwareVersions: node.softwareVersion,
+    ...(node.institutionName ? { InstitutionName: node.institutionName } : {}),
+    ...(node.stationName ? { StationName: node.stationName } : {}),
+  };
+}
+
+export function contributingEquipment(ctx: WriteContext, detector: DetectorIdentity): DicomDataset[] {
+  const { date, time } = dicomDateTime(ctx.contentDateTime);
+  return [
+    {
+      PurposeOfReferenceCodeSequence: [PURPOSE_PROCESSING_ALGORITHM],
+      Manufacturer: ctx.node.manufacturer,
+      ManufacturerModelName: detector.id,
+      SoftwareVersions: detector.version,
+      DeviceUID: deviceUid(ctx.node, detector),
+      ContributionDateTime: `${date}${time}`,
+      ContributionDescription: `${detector.id} ${detector.version} (model sha256 ${detector.modelSha256.slice(0, 16)})`.slice(0, 64),
+    },
+  ];
+}
+
+export function sopCommon(ctx: WriteContext, sopClassUID: string, sopInstanceUID: string): DicomDataset {
+  const { date, time } = dicomDateTime(ctx.contentDateTime);
+  return {
+    // PS3.5 §6.1.2.5.3: UTF-8, because series descriptions carry an em dash and patient names may be anything.
+    SpecificCharacterSet: 'ISO_IR 192',
+    SOPClassUID: sopClassUID,
+    SOPInstanceUID: sopInstanceUID,
+    InstanceCreationDate: date,
+    InstanceCreationTime: time,
+    TimezoneOffsetFromUTC: '+0000',
+  };
+}
+
+/** The SR series is derived from (study, detector) only, so a superseding SR lands in the same series (DESIGN §3). */
+export function srSeriesUid(node: NodeIdentity, studyInstanceUID: string, detectorId: string): string {
+  return deriveUid(node.uidRoot, 'series', [studyInstanceUID, detectorId, 'sr']);
+}
+
+/** Heatmaps are a new series per input set: older ones are retracted through the PACS adapter (DESIGN §3). */
+export function heatmapSeriesUid(node: NodeIdentity, inputKey: string): string {
+  return deriveUid(node.uidRoot, 'series', [inputKey, 'heatmap-sc']);
+}
+
+export function objectUid(node: NodeIdentity, inputKey: string, kind: 'sr' | 'heatmap-sc', index: number): string {
+  return deriveUid(node.uidRoot, 'instance', [inputKey, kind, String(index)]);
+}
+
+/** Stable series numbers per detector, high enough to sort after acquired series: SR even, heatmap odd. */
+export function seriesNumbers(detectorId: string): { sr: number; heatmap: number } {
+  const h = createHash('sha256').update(detectorId).digest().readUInt16BE(0) % 50;
+  return { sr: 9900 + 2 * h, heatmap: 9901 + 2 * h };
+}
+
+export function lo(s: string): string {
+  // PS3.5 §6.2 LO: 64 characters.
+  return s.length <= 64 ? s : s.slice(0, 64);
+}
+
+export function firstCode(ds: DicomDataset, keyword: string): DicomDataset | undefined {
+  return seq(ds, keyword)[0];
+}

@@ -1,0 +1,193 @@
+/**
+ * The radnode SR: a Comprehensive 3D SR (PS3.3 §A.35.13) whose content is a TID 1500 Measurement Report, one
+ * measurement group per finding plus one TID 1501 group for the study-level score, and the triage priority as a
+ * report-level qualitative evaluation.
+ */
+import { RadnodeError } from '../../errors.ts';
+import { dicomDateTime, writePart10, type DicomDataset } from '../dicom-io.ts';
+import { isPlace3D, type DetectorResult, type Finding, type Place2D } from '../findings.ts';
+import {
+  contributingEquipment,
+  copyPatientAndStudy,
+  deviceUid,
+  generalEquipment,
+  implementationClassUid,
+  lo,
+  objectUid,
+  seriesNumbers,
+  sopCommon,
+  SOP_CLASS,
+  srSeriesUid,
+  type SourceHeader,
+} from '../modules.ts';
+import type { ResultObject, SourceInstance, TrackingIdentifierStyle, WriteContext } from '../objects.ts';
+import { deriveUid } from '../uids.ts';
+import { DCM, procedureForModality, RADNODE, UCUM, ucumUnit } from './codes.ts';
+import type { CodeItem, ContainerItem, ContentItem, ImageItem } from './content-items.ts';
+import { encodeDocumentContent } from './encode.ts';
+import { imageReference, scoord3DPoint, scoordRegion } from './templates/geometry.ts';
+import type { MeasurementGroupInput } from './templates/group-common.ts';
+import { tid1410PlanarRoiGroup } from './templates/tid1410.ts';
+import { tid1500MeasurementReport } from './templates/tid1500.ts';
+import { tid1501MeasurementGroup } from './templates/tid1501.ts';
+import { tid300Measurement } from './templates/tid300.ts';
+import type { AlgorithmIdentification } from './templates/tid4019.ts';
+
+/** OHIF's tool-name prefix (cornerstone3D adapters, Cornerstone3D/cornerstone3DTag.js). */
+export const CORNERSTONE3D_TAG = 'cornerstone3DTools@^0.1.0';
+/** Tracking Identifier of the study-level group: fixed, so that the reader can tell it from findings. */
+export const STUDY_LEVEL_TRACKING_ID = 'study-level score';
+/** Algorithm parameter that carries the model hash (TID 4019 row 3) so the reader recovers the detector identity. */
+export const MODEL_SHA256_PARAMETER = 'modelSha256=';
+
+/** The OHIF tool that draws a region like this one (adapter files in cornerstone adapters src/adapters/Cornerstone3D/). */
+export function cornerstoneToolFor(place: Place2D): string {
+  switch (place.shape) {
+    case 'point':
+      return 'Probe';
+    case 'ellipse':
+      return 'EllipticalROI';
+    case 'box':
+      return 'RectangleROI';
+    case 'polyline':
+      return place.points.length === 2 ? 'Length' : 'PlanarFreehandROI';
+  }
+}
+
+function sourceFor(sources: SourceInstance[], sopInstanceUID: string): SourceInstance {
+  const s = sources.find((x) => x.sopInstanceUID === sopInstanceUID);
+  if (!s) {
+    // OHIF attaches a measurement only to an image it has loaded (peers.md §3 D): a reference outside the inputs
+    // would be unresolvable.
+    throw new RadnodeError('RN_RESULT_INVALID', 'a finding refers to an image that is not among the sources', { details: { sopInstanceUID } });
+  }
+  return s;
+}
+
+function imageOf(sources: SourceInstance[], place: Place2D): ImageItem {
+  const s = sourceFor(sources, place.sopInstanceUID);
+  return imageReference(s.sopClassUID, s.sopInstanceUID, place.frame);
+}
+
+function findingGroup(f: Finding, sources: SourceInstance[], algorithm: AlgorithmIdentification, style: TrackingIdentifierStyle): ContainerItem {
+  const key = f.place ? (isPlace3D(f.place) ? f.place.keyImage : f.place) : undefined;
+  const useTool = style === 'cornerstone3D' && key !== undefined;
+  const g: MeasurementGroupInput = {
+    trackingIdentifier: useTool ? `${CORNERSTONE3D_TAG}:${cornerstoneToolFor(key)}` : f.trackingId,
+    trackingUniqueIdentifier: f.trackingUid,
+    finding: f.concept,
+    findingSite: f.site,
+    algorithm,
+    measurements: [
+      tid300Measurement(DCM.CertaintyOfFinding, f.probability, UCUM.probability),
+      ...(f.measurements ?? []).map((m) => tid300Measurement(m.concept, m.value, ucumUnit(m.unit))),
+    ],
+    evaluations: f.evaluations ?? [],
+    extra: useTool ? [{ valueType: 'TEXT', relationship: 'CONTAINS', concept: RADNODE.DetectorTrackingId, text: f.trackingId }] : [],
+  };
+  if (!f.place) return tid1501MeasurementGroup(g);
+  if (isPlace3D(f.place)) {
+    const k = f.place.keyImage;
+    return tid1410PlanarRoiGroup({
+      ...g,
+      region: scoordRegion(DCM.ImageRegion, k.shape, k.points, imageOf(sources, k)),
+      center3D: scoord3DPoint(DCM.Center, f.place.point, f.place.frameOfReferenceUID),
+    });
+  }
+  return tid1410PlanarRoiGroup({ ...g, region: scoordRegion(DCM.ImageRegion, f.place.shape, f.place.points, imageOf(sources, f.place)) });
+}
+
+function evidence(sources: SourceInstance[], studyInstanceUID: string): DicomDataset[] {
+  const bySeries = new Map<string, SourceInstance[]>();
+  for (const s of sources) bySeries.set(s.seriesInstanceUID, [...(bySeries.get(s.seriesInstanceUID) ?? []), s]);
+  return [
+    {
+      StudyInstanceUID: studyInstanceUID,
+      ReferencedSeriesSequence: [...bySeries].map(([series, list]) => ({
+        SeriesInstanceUID: series,
+        ReferencedSOPSequence: list.map((s) => ({ ReferencedSOPClassUID: s.sopClassUID, ReferencedSOPInstanceUID: s.sopInstanceUID })),
+      })),
+    },
+  ];
+}
+
+export function buildSrContent(result: DetectorResult, sources: SourceInstance[], ctx: WriteContext, modality: string | undefined): ContainerItem {
+  const { detector } = result;
+  const style = ctx.srOptions?.trackingIdentifierStyle ?? 'detector';
+  const algorithm: AlgorithmIdentification = {
+    name: detector.id,
+    version: detector.version,
+    parameters: [`${MODEL_SHA256_PARAMETER}${detector.modelSha256}`],
+    manufacturer: ctx.node.manufacturer,
+  };
+  const studyGroup = tid1501MeasurementGroup({
+    trackingIdentifier: STUDY_LEVEL_TRACKING_ID,
+    // Tracked across superseding reports of the same (study, detector), like a lesion across time points.
+    trackingUniqueIdentifier: deriveUid(ctx.node.uidRoot, 'trackingUid', [result.studyInstanceUID, detector.id, 'study-score']),
+    algorithm,
+    measurements: [tid300Measurement(RADNODE.StudyLevelScore, result.studyScore, UCUM.probability)],
+    evaluations: [],
+  });
+  const priority: CodeItem = { valueType: 'CODE', relationship: 'CONTAINS', concept: RADNODE.TriagePriority, code: RADNODE.priority[result.priority] };
+  return tid1500MeasurementReport({
+    observer: { uid: deviceUid(ctx.node, detector), name: detector.id, manufacturer: ctx.node.manufacturer, modelName: `${detector.id} ${detector.version}` },
+    procedureReported: [procedureForModality(modality)],
+    imageLibrary: sources.map((s) => ({ ...imageReference(s.sopClassUID, s.sopInstanceUID), relationship: 'CONTAINS' })),
+    measurementGroups: [studyGroup, ...result.findings.map((f) => findingGroup(f, sources, algorithm, style))],
+    qualitativeEvaluations: [priority],
+  });
+}
+
+export function writeSr(result: DetectorResult, sources: SourceInstance[], first: SourceHeader, ctx: WriteContext): ResultObject {
+  const { date, time } = dicomDateTime(ctx.contentDateTime);
+  const sopInstanceUID = objectUid(ctx.node, ctx.inputKey, 'sr', 0);
+  const seriesInstanceUID = srSeriesUid(ctx.node, result.studyInstanceUID, result.detector.id);
+  const content: ContentItem = buildSrContent(result, sources, ctx, typeof first.dataset.Modality === 'string' ? first.dataset.Modality : undefined);
+  const dataset: DicomDataset = {
+    ...sopCommon(ctx, SOP_CLASS.comprehensive3DSR, sopInstanceUID),
+    ...copyPatientAndStudy(first.dataset, result.studyInstanceUID),
+    // PS3.3 §C.17.1 SR Document Series
+    Modality: 'SR',
+    SeriesInstanceUID: seriesInstanceUID,
+    SeriesNumber: seriesNumbers(result.detector.id).sr,
+    SeriesDescription: lo(`radnode ${result.detector.id} AI report`),
+    ReferencedPerformedProcedureStepSequence: [],
+    ...generalEquipment(ctx.node),
+    // PS3.3 §C.17.2 SR Document General
+    InstanceNumber: ctx.srInstanceNumber,
+    CompletionFlag: 'COMPLETE',
+    // IHE AIR: results of an algorithm are never verified by a person at creation.
+    VerificationFlag: 'UNVERIFIED',
+    ContentDate: date,
+    ContentTime: time,
+    ContributingEquipmentSequence: contributingEquipment(ctx, result.detector),
+    CurrentRequestedProcedureEvidenceSequence: evidence(sources, result.studyInstanceUID),
+    PerformedProcedureCodeSequence: [],
+    ...(ctx.predecessor
+      ? {
+          PredecessorDocumentsSequence: [
+            {
+              StudyInstanceUID: ctx.predecessor.studyInstanceUID,
+              ReferencedSeriesSequence: [
+                {
+                  SeriesInstanceUID: ctx.predecessor.seriesInstanceUID,
+                  ReferencedSOPSequence: [{ ReferencedSOPClassUID: ctx.predecessor.sopClassUID, ReferencedSOPInstanceUID: ctx.predecessor.sopInstanceUID }],
+                },
+              ],
+            },
+          ],
+        }
+      : {}),
+    ...encodeDocumentContent(content as ContainerItem),
+  };
+  return {
+    kind: 'sr',
+    studyInstanceUID: result.studyInstanceUID,
+    seriesInstanceUID,
+    sopInstanceUID,
+    sopClassUID: SOP_CLASS.comprehensive3DSR,
+    instanceNumber: ctx.srInstanceNumber,
+    bytes: writePart10(dataset, implementationClassUid(ctx.node)),
+    fingerprint: `${date} ${time}`,
+  };
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { sharedFile } from '../../test/helpers/paths.ts';
+import { readPart10, seq, str } from './dicom-io.ts';
+import { ctxFor, emptyResult, headerOf, NODE, sourceOf } from './test-support/fixtures.ts';
+import { dciodvfyErrors, dsrdump } from './test-support/tools.ts';
+import { writeResultObjects } from './write.ts';
+import { isUnderRoot } from './uids.ts';
+
+const CR = sharedFile('cxr/dicom/other/CR-MONO1-10-chest.part10.dcm');
+const cr = sourceOf(CR);
+const crStudy = str(headerOf(CR), 'StudyInstanceUID') ?? '';
+
+describe('writeResultObjects: SR for a study-level score only / no findings', () => {
+  it('writes a TID 1500 Comprehensive 3D SR that dciodvfy accepts with zero errors', async () => {
+    const [sr] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID]), [cr], ctxFor('input-a'));
+    expect(sr.kind).toBe('sr');
+    expect(sr.sopClassUID).toBe('1.2.840.10008.5.1.4.1.1.88.34');
+    const { errors, output } = dciodvfyErrors(sr.bytes);
+    expect(errors, output).toEqual([]);
+    expect(output).toContain('Comprehensive3DSR');
+  });
+
+  it('dsrdump shows the template tree with the study-level score and the priority', async () => {
+    const [sr] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID], { studyScore: 0.875, priority: 'urgent' }), [cr], ctxFor('input-b'));
+    const tree = dsrdump(sr.bytes);
+    expect(tree).toContain('<CONTAINER:(126000,DCM,"Imaging Measurement Report")=SEPARATE>');
+    expect(tree).toContain('(121058,DCM,"Procedure reported")');
+    expect(tree).toContain('<contains CONTAINER:(111028,DCM,"Image Library")=SEPARATE>');
+    expect(tree).toContain('<contains CONTAINER:(126010,DCM,"Imaging Measurements")=SEPARATE>');
+    expect(tree).toContain('<has obs context TEXT:(112039,DCM,"Tracking Identifier")="study-level score">');
+    expect(tree).toContain('<contains NUM:(study-score,99RADNODE,"AI study-level score")="0.875" ({probability},UCUM,"probability")>');
+    expect(tree).toContain('(urgent,99RADNODE,"Urgent")');
+  });
+
+  it('copies patient and study from the source and names radnode as equipment and contributor (IHE AIR)', async () => {
+    const [sr] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID]), [cr], ctxFor('input-c'));
+    const ds = readPart10(sr.bytes).dataset;
+    const src = headerOf(CR);
+    expect(ds.PatientName).toEqual(src.PatientName);
+    expect(ds.StudyInstanceUID).toBe(crStudy);
+    expect(ds.Manufacturer).toBe(NODE.manufacturer);
+    expect(ds.SeriesDescription).toBe('radnode cxr-demo AI report');
+    expect(ds.VerificationFlag).toBe('UNVERIFIED');
+    const ce = seq(ds, 'ContributingEquipmentSequence')[0];
+    expect(seq(ce, 'PurposeOfReferenceCodeSequence')[0]).toMatchObject({ CodeValue: 'Newcode1', CodingSchemeDesignator: '99IHE', CodeMeaning: 'Processing Algorithm' });
+    expect(ce.ManufacturerModelName).toBe('cxr-demo');
+    expect(ce.SoftwareVersions).toBe('1.0.0');
+    expect(isUnderRoot(str(ce, 'DeviceUID'), NODE.uidRoot)).toBe(true);
+    expect(isUnderRoot(sr.sopInstanceUID, NODE.uidRoot)).toBe(true);
+  });
+
+  it('re-running the same input yields byte-identical output (DESIGN §3 exactly-once)', async () => {
+    const r = emptyResult(crStudy, [cr.seriesInstanceUID]);
+    const [a] = await writeResultObjects(r, [cr], ctxFor('same-input'));
+    const [b] = await writeResultObjects(r, [cr], ctxFor('same-input'));
+    expect(Buffer.from(b.bytes).equals(Buffer.from(a.bytes))).toBe(true);
+    expect(a.fingerprint).toBe('20261124 103015');
+    expect(str(readPart10(a.bytes).dataset, 'ContentTime')).toBe('103015');
+  });
+
+  it('a superseding SR lands in the same series with a higher Instance Number and names its predecessor', async () => {
+    const r = emptyResult(crStudy, [cr.seriesInstanceUID]);
+    const [first] = await writeResultObjects(r, [cr], ctxFor('input-1'));
+    const predecessor = { studyInstanceUID: first.studyInstanceUID, seriesInstanceUID: first.seriesInstanceUID, sopInstanceUID: first.sopInstanceUID, sopClassUID: first.sopClassUID };
+    const [second] = await writeResultObjects(r, [cr], ctxFor('input-2', { srInstanceNumber: 2, predecessor, contentDateTime: new Date(Date.UTC(2026, 10, 25, 8, 0, 0)) }));
+    expect(second.seriesInstanceUID).toBe(first.seriesInstanceUID);
+    expect(second.sopInstanceUID).not.toBe(first.sopInstanceUID);
+    expect(second.instanceNumber).toBe(2);
+    const ds = readPart10(second.bytes).dataset;
+    expect(ds.InstanceNumber).toBe(2);
+    const pred = seq(ds, 'PredecessorDocumentsSequence')[0];
+    const ref = seq(seq(pred, 'ReferencedSeriesSequence')[0], 'ReferencedSOPSequence')[0];
+    expect(ref.ReferencedSOPInstanceUID).toBe(first.sopInstanceUID);
+    expect(dciodvfyErrors(second.bytes).errors).toEqual([]);
+  });
+
+  it('refuses sources from another study with RN_RESULT_INVALID', async () => {
+    await expect(writeResultObjects(emptyResult('1.2.3.4', [cr.seriesInstanceUID]), [cr], ctxFor('x'))).rejects.toMatchObject({ code: 'RN_RESULT_INVALID' });
+  });
+});
