@@ -1,0 +1,18 @@
+import type { Code } from '../results/findings.ts';
+
+/**
+ * Coded "not processed" reasons for series (DESIGN §4 skipped[]). radnode's private scheme 99RADNODE, one code
+ * each, so that worklists and audits can count them; meanings are what an operator reads.
+ */
+export const NOT_PROCESSED = {
+  ownOutput: { scheme: '99RADNODE', value: 'RN-NP-OWN', meaning: "radnode's own output" },
+  nonImage: { scheme: '99RADNODE', value: 'RN-NP-NONIMAGE', meaning: 'Not an image (SR, KO, PR, SEG or document)' },
+  localizer: { scheme: '99RADNODE', value: 'RN-NP-LOCALIZER', meaning: 'Localizer image' },
+  doseReport: { scheme: '99RADNODE', value: 'RN-NP-DOSE', meaning: 'Dose report or dose screenshot' },
+  derived: { scheme: '99RADNODE', value: 'RN-NP-DERIVED', meaning: 'Derived or secondary image' },
+  noRule: { scheme: '99RADNODE', value: 'RN-NP-NORULE', meaning: 'No routing rule matches the series' },
+  notInstalled: { scheme: '99RADNODE', value: 'RN-NP-NODETECTOR', meaning: 'The routed detector is not installed' },
+  tooFewImages: { scheme: '99RADNODE', value: 'RN-NP-FEWIMAGES', meaning: 'Too few images or slices' },
+  sliceTooThick: { scheme: '99RADNODE', value: 'RN-NP-THICK', meaning: 'Slices too thick' },
+  declined: { scheme: '99RADNODE', value: 'RN-NP-DECLINED', meaning: 'The detector declined the series' },
+} as const satisfies Record<string, Code>;
