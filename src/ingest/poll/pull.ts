@@ -1,0 +1,83 @@
+/** Pulling one study's wanted instances by QIDO-RS + WADO-RS, shared by both pollers (PS3.18 10.4, 10.6). */
+import { RadnodeError, asRadnodeError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import type { PacsConfig } from '../../config/types.ts';
+import { POLL_CODES, firstNumber, firstString, qidoAll, wadoInstance } from '../../delivery/dicomweb.ts';
+import type { PollSink, PollSource } from './sink.ts';
+
+/**
+ * Series no detector ever takes as input (DESIGN §3: SR, PR, KO and other AI output never re-open a study): reports,
+ * presentation states, key-object notes, and segmentations (other vendors' AI output). Pulling them moves data for
+ * nothing, and radnode's own SRs come back into every study it delivered to.
+ */
+export const NEVER_PULLED_MODALITIES: ReadonlySet<string> = new Set(['SR', 'KO', 'PR', 'SEG']);
+
+export function isWantedModality(modality: string | undefined, modalities: string[] | undefined): boolean {
+  if (modality !== undefined && NEVER_PULLED_MODALITIES.has(modality.toUpperCase())) return false;
+  if (modalities === undefined || modalities.length === 0) return true;
+  // A series without Modality cannot be routed by modality, so a modality filter excludes it.
+  return modality !== undefined && modalities.some((m) => m.toUpperCase() === modality.toUpperCase());
+}
+
+export type PullResult = { pulled: number; wantedInstances: number; failedInstances: number };
+
+export async function pullStudy(
+  pacs: PacsConfig,
+  sink: PollSink,
+  studyUID: string,
+  source: PollSource,
+  opts: { modalities?: string[]; log: Logger },
+): Promise<PullResult> {
+  const log = opts.log.child({ studyInstanceUID: studyUID });
+  const series = await qidoAll(pacs, `studies/${encodeURIComponent(studyUID)}/series?includefield=00201209`, '0020000E', POLL_CODES);
+  const wanted = series.filter((s) => firstString(s, '0020000E') !== undefined && isWantedModality(firstString(s, '00080060'), opts.modalities));
+  const result: PullResult = { pulled: 0, wantedInstances: 0, failedInstances: 0 };
+  if (wanted.length === 0) return result;
+
+  const counts = wanted.map((s) => firstNumber(s, '00201209'));
+  const wantedCount = counts.every((c) => c !== undefined) ? counts.reduce<number>((a, c) => a + (c ?? 0), 0) : undefined;
+  const known = sink.knownInstances ? new Set(await sink.knownInstances(studyUID)) : null;
+  if (known === null && wantedCount !== undefined) {
+    // Without per-instance knowledge, equal counts mean nothing to pull: the cheap check that keeps a re-fired
+    // StableStudy (after radnode's own SR lands) from re-retrieving a whole CT.
+    if (wantedCount <= (await sink.knownInstanceCount(studyUID))) return { ...result, wantedInstances: wantedCount };
+  }
+
+  for (const s of wanted) {
+    const seriesUID = firstString(s, '0020000E') as string;
+    const instances = await qidoAll(
+      pacs,
+      `studies/${encodeURIComponent(studyUID)}/series/${encodeURIComponent(seriesUID)}/instances`,
+      '00080018',
+      POLL_CODES,
+    );
+    for (const inst of instances) {
+      const sop = firstString(inst, '00080018');
+      if (sop === undefined) continue;
+      result.wantedInstances++;
+      if (known?.has(sop)) continue;
+      // One instance at a time: memory stays bounded by the largest instance, not the study.
+      const bytes = await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES);
+      try {
+        await sink.ingest(bytes, { source, studyInstanceUID: studyUID });
+      } catch (err) {
+        const e = asRadnodeError(err);
+        if (e.retryable) throw e; // disk full, store busy: stop this poll, the next one resumes
+        // A malformed or refused instance must not block the rest of the study.
+        log.warn('poll: instance refused by the store', { sopInstanceUID: sop, code: e.code, error: e.message });
+        result.failedInstances++;
+        continue;
+      }
+      known?.add(sop);
+      result.pulled++;
+    }
+  }
+  if (result.pulled > 0) log.info('poll: study retrieved', { source, instances: result.pulled });
+  return result;
+}
+
+/** Wraps anything a poll step threw into RN_POLL_FAILED, keeping the code of an error that already has one. */
+export function pollError(err: unknown, what: string): RadnodeError {
+  if (err instanceof RadnodeError) return err;
+  return new RadnodeError('RN_POLL_FAILED', `poll failed: ${what}`, { cause: err });
+}

@@ -1,0 +1,77 @@
+/**
+ * QIDO-RS poller for any DICOMweb PACS. It is also the reconciliation poll of DESIGN §3: push from Orthanc can lose a
+ * study (its STOW jobs are not retried and do not survive a restart), so every study in the Study Date window is
+ * compared with what radnode holds by Number of Study Related Instances, and whatever is missing is pulled.
+ */
+import { asRadnodeError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import type { PacsConfig } from '../../config/types.ts';
+import { POLL_CODES, allStrings, firstNumber, firstString, qidoAll } from '../../delivery/dicomweb.ts';
+import { NEVER_PULLED_MODALITIES, pullStudy } from './pull.ts';
+import type { PollSink } from './sink.ts';
+
+export type QidoPollOptions = { lookbackDays: number; modalities?: string[]; log: Logger; now?: Date };
+export type QidoPollResult = { studiesSeen: number; studiesPulled: number; instancesPulled: number; studiesFailed: number };
+
+const DAY_MS = 86_400_000;
+
+/** DA in local time: Study Date is the modality's local calendar date (PS3.3 C.7.2.1), not UTC. */
+export function dicomDate(d: Date): string {
+  return `${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, '0')}${String(d.getDate()).padStart(2, '0')}`;
+}
+
+export function qidoCheckpointName(pacs: PacsConfig): string {
+  return `poll-qido:${pacs.url}`;
+}
+
+export async function pollQido(pacs: PacsConfig, sink: PollSink, opts: QidoPollOptions): Promise<QidoPollResult> {
+  const now = opts.now ?? new Date();
+  const log = opts.log.child({ poller: 'qido', pacs: pacs.url });
+  const cpName = qidoCheckpointName(pacs);
+  const last = await sink.getCheckpoint(cpName);
+  const lastMs = last === null ? NaN : Date.parse(last);
+
+  // The window is the lookback; after a longer outage it reaches back to the day before the last poll, so studies
+  // that arrived while radnode was down are still compared.
+  let fromMs = now.getTime() - opts.lookbackDays * DAY_MS;
+  if (Number.isFinite(lastMs) && lastMs - DAY_MS < fromMs) fromMs = lastMs - DAY_MS;
+  // One day ahead covers a modality clock or time zone a little ahead of ours.
+  const range = `${dicomDate(new Date(fromMs))}-${dicomDate(new Date(now.getTime() + DAY_MS))}`;
+
+  const studies = await qidoAll(pacs, `studies?StudyDate=${range}&includefield=00201208&includefield=00080061`, '0020000D', POLL_CODES);
+  const result: QidoPollResult = { studiesSeen: studies.length, studiesPulled: 0, instancesPulled: 0, studiesFailed: 0 };
+
+  for (const study of studies) {
+    const studyUID = firstString(study, '0020000D');
+    if (studyUID === undefined) continue;
+    // Filtering by ModalitiesInStudy here rather than in the query: QIDO matching of a multi-valued attribute against
+    // a list differs between PACS, and a PACS that omits the attribute must not hide a study.
+    const inStudy = allStrings(study, '00080061').map((m) => m.toUpperCase());
+    if (inStudy.length > 0) {
+      if (inStudy.every((m) => NEVER_PULLED_MODALITIES.has(m))) continue;
+      if (opts.modalities?.length && !opts.modalities.some((m) => inStudy.includes(m.toUpperCase()))) continue;
+    }
+    const pacsCount = firstNumber(study, '00201208');
+    if (pacsCount !== undefined && pacsCount <= (await sink.knownInstanceCount(studyUID))) continue;
+
+    try {
+      const pulled = await pullStudy(pacs, sink, studyUID, 'poll-qido', { modalities: opts.modalities, log });
+      if (pulled.pulled > 0) {
+        result.studiesPulled++;
+        result.instancesPulled += pulled.pulled;
+        await sink.studyRetrieved?.(studyUID);
+      }
+    } catch (err) {
+      const e = asRadnodeError(err, 'RN_POLL_FAILED');
+      // A transient failure (PACS down, disk full) ends this poll: the next one repeats the whole window anyway.
+      if (e.retryable) throw e;
+      result.studiesFailed++;
+      log.warn('poll: study skipped', { studyInstanceUID: studyUID, code: e.code, error: e.message });
+    }
+  }
+
+  // The window is recomputed from `now` each time, so the checkpoint only has to say when the last full poll ran.
+  await sink.setCheckpoint(cpName, now.toISOString());
+  log.info('poll: QIDO done', { ...result });
+  return result;
+}

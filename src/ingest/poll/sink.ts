@@ -1,0 +1,21 @@
+/**
+ * What a poller needs from the rest of radnode. Pollers know nothing about SQL: the store implements this interface,
+ * tests implement it in memory.
+ */
+export type PollSource = 'poll-qido' | 'poll-orthanc';
+
+export type PollSink = {
+  getCheckpoint(name: string): Promise<string | null>;
+  setCheckpoint(name: string, value: string): Promise<void>;
+  /** How many instances of the study radnode already holds. */
+  knownInstanceCount(studyUID: string): Promise<number>;
+  /** Stores one retrieved Part 10 instance (a re-sent instance is recognised by the store, not stored twice). */
+  ingest(bytes: Uint8Array, origin: { source: PollSource; studyInstanceUID: string }): Promise<void>;
+  /** Called after all of a study's wanted instances were ingested. */
+  studyRetrieved?(studyUID: string): Promise<void>;
+  /**
+   * Optional: the SOP Instance UIDs radnode holds for the study. With it a poller retrieves exactly the instances that
+   * are missing; without it, it falls back to comparing counts and lets the store drop what it already has.
+   */
+  knownInstances?(studyUID: string): Promise<ReadonlySet<string>>;
+};
