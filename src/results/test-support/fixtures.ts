@@ -46,3 +46,35 @@ export function emptyResult(studyInstanceUID: string, sourceSeries: string[], ov
     ...over,
   };
 }
+
+// ---- findings of each kind (DESIGN §4), with coordinates exactly representable in FL ----
+import type { Finding, Place2D } from '../findings.ts';
+import { deriveUid } from '../uids.ts';
+
+export const CODES = {
+  nodule: { scheme: 'SCT', value: '27925004', meaning: 'Nodule' },
+  opacity: { scheme: 'SCT', value: '263716002', meaning: 'Lung opacity' },
+  mass: { scheme: 'SCT', value: '4147007', meaning: 'Mass' },
+  rightLung: { scheme: 'SCT', value: '3341006', meaning: 'Right lung' },
+  leftBreast: { scheme: 'SCT', value: '80248007', meaning: 'Left breast' },
+  diameter: { scheme: 'DCM', value: '121211', meaning: 'Path length' },
+  longAxis: { scheme: 'SCT', value: '103339001', meaning: 'Long Axis' },
+  volume: { scheme: 'SCT', value: '118565006', meaning: 'Volume' },
+  lungRads: { scheme: 'RADLEX', value: 'RID50134', meaning: 'Lung-RADS size category' },
+  lungRads4A: { scheme: 'RADLEX', value: 'RID50139', meaning: 'Lung-RADS 4A' },
+} as const satisfies Record<string, Finding['concept']>;
+
+export function finding(n: number, place: Finding['place'], over: Partial<Finding> = {}): Finding {
+  return {
+    trackingUid: deriveUid(NODE.uidRoot, 'trackingUid', ['test', String(n)]),
+    trackingId: `finding-${n}`,
+    concept: CODES.opacity,
+    probability: 0.8125 - n / 64,
+    ...(place ? { place } : {}),
+    ...over,
+  };
+}
+
+export function place2D(sopInstanceUID: string, shape: Place2D['shape'], points: [number, number][]): Place2D {
+  return { sopInstanceUID, shape, points };
+}

@@ -21,7 +21,7 @@ export function dciodvfyErrors(bytes: Uint8Array): { errors: string[]; output: s
 }
 
 export function dsrdump(bytes: Uint8Array): string {
-  const r = spawnSync('dsrdump', ['+Pc', tempFile(bytes)], { encoding: 'utf8' });
+  const r = spawnSync('dsrdump', ['+Pc', '+Pl', tempFile(bytes)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`dsrdump failed: ${r.stderr}`);
   return r.stdout;
 }

@@ -1,0 +1,121 @@
+/**
+ * readFindings: the inverse of the SR writer. It reads a radnode TID 1500 SR back into the findings model, so that
+ * the main test is write → read → compare (style.md §1). Coordinates are FL in DICOM (PS3.3 §C.18.6), so they read
+ * back as float32 values (Math.fround of what was written); measurements and probabilities are exact (FD).
+ */
+import { RadnodeError } from '../../errors.ts';
+import { readPart10, str } from '../dicom-io.ts';
+import type { Code, CodingScheme, DetectorIdentity, Evaluation, Finding, Measurement, Place2D, Priority } from '../findings.ts';
+import { DCM, RADNODE, SCT, type CodedConcept } from './codes.ts';
+import type { ContainerItem, ContentItem, ScoordItem } from './content-items.ts';
+import { decodeDocumentContent, sameCode } from './decode.ts';
+import { polylineToBox } from './templates/geometry.ts';
+import { MODEL_SHA256_PARAMETER, STUDY_LEVEL_TRACKING_ID } from './write-sr.ts';
+
+export type ReadReport = {
+  detector: DetectorIdentity;
+  studyInstanceUID: string;
+  studyScore: number;
+  priority: Priority;
+  findings: Finding[];
+};
+
+const SCHEMES: readonly CodingScheme[] = ['SCT', 'DCM', 'RADLEX', 'LN', 'UCUM', '99RADNODE'];
+
+function invalid(message: string, details: Record<string, unknown> = {}): RadnodeError {
+  return new RadnodeError('RN_RESULT_INVALID', message, { details });
+}
+
+function toCode(c: CodedConcept): Code {
+  if (!(SCHEMES as readonly string[]).includes(c.scheme)) throw invalid(`coding scheme ${c.scheme} is outside the findings model`, { code: c });
+  return { scheme: c.scheme as CodingScheme, value: c.value, meaning: c.meaning };
+}
+
+function child(items: ContentItem[] | undefined, concept: CodedConcept): ContentItem | undefined {
+  return items?.find((i) => sameCode(i.concept, concept));
+}
+
+function textOf(items: ContentItem[] | undefined, concept: CodedConcept): string | undefined {
+  const i = child(items, concept);
+  return i?.valueType === 'TEXT' ? i.text : undefined;
+}
+
+function place2D(s: ScoordItem): Place2D {
+  const image = s.children?.find((c) => c.valueType === 'IMAGE');
+  if (!image || image.valueType !== 'IMAGE') throw invalid('an image region has no IMAGE reference');
+  const pairs = (d: number[]): [number, number][] => Array.from({ length: d.length >> 1 }, (_, i) => [d[2 * i], d[2 * i + 1]]);
+  const box = s.graphicType === 'POLYLINE' ? polylineToBox(s.data) : undefined;
+  const shape: Place2D['shape'] = s.graphicType === 'POINT' ? 'point' : s.graphicType === 'ELLIPSE' ? 'ellipse' : box ? 'box' : 'polyline';
+  return {
+    sopInstanceUID: image.sopInstanceUID,
+    ...(image.frame !== undefined ? { frame: image.frame } : {}),
+    shape,
+    points: box ?? pairs(s.data),
+  };
+}
+
+function readGroup(g: ContainerItem): Finding {
+  const items = g.children ?? [];
+  const trackingUid = child(items, DCM.TrackingUniqueIdentifier);
+  const trackingText = textOf(items, DCM.TrackingIdentifier);
+  const finding = child(items, DCM.Finding);
+  const probability = child(items, DCM.CertaintyOfFinding);
+  if (trackingUid?.valueType !== 'UIDREF' || trackingText === undefined) throw invalid('a measurement group lacks its tracking identifier or UID');
+  if (finding?.valueType !== 'CODE') throw invalid('a measurement group lacks its Finding', { trackingUid: trackingUid.uid });
+  if (probability?.valueType !== 'NUM') throw invalid('a measurement group lacks its probability', { trackingUid: trackingUid.uid });
+  const site = child(items, SCT.FindingSite);
+  const measurements: Measurement[] = items
+    .filter((i) => i.valueType === 'NUM' && i !== probability)
+    .map((i) => (i.valueType === 'NUM' ? { concept: toCode(i.concept), value: i.value, unit: i.unit.value } : (undefined as never)));
+  const evaluations: Evaluation[] = items
+    .filter((i) => i.valueType === 'CODE' && i.relationship === 'CONTAINS' && i !== finding)
+    .map((i) => (i.valueType === 'CODE' ? { concept: toCode(i.concept), value: toCode(i.code) } : (undefined as never)));
+  const region = items.find((i): i is ScoordItem => i.valueType === 'SCOORD');
+  const center = items.find((i) => i.valueType === 'SCOORD3D');
+  const out: Finding = {
+    trackingUid: trackingUid.uid,
+    trackingId: textOf(items, RADNODE.DetectorTrackingId) ?? trackingText,
+    concept: toCode(finding.code),
+    probability: probability.value,
+  };
+  if (site?.valueType === 'CODE') out.site = toCode(site.code);
+  if (region) {
+    const key = place2D(region);
+    out.place =
+      center?.valueType === 'SCOORD3D'
+        ? { frameOfReferenceUID: center.frameOfReferenceUID, point: [center.data[0], center.data[1], center.data[2]], keyImage: key }
+        : key;
+  }
+  if (measurements.length) out.measurements = measurements;
+  if (evaluations.length) out.evaluations = evaluations;
+  return out;
+}
+
+export function readFindings(bytes: Uint8Array): ReadReport {
+  const { dataset } = readPart10(bytes);
+  const root = decodeDocumentContent(dataset);
+  if (root.valueType !== 'CONTAINER' || !sameCode(root.concept, DCM.ImagingMeasurementReport)) {
+    throw invalid('not a TID 1500 Imaging Measurement Report');
+  }
+  const measurementsContainer = child(root.children, DCM.ImagingMeasurements);
+  const groups = (measurementsContainer?.children ?? []).filter((c): c is ContainerItem => c.valueType === 'CONTAINER' && sameCode(c.concept, DCM.MeasurementGroup));
+  const studyGroup = groups.find((g) => textOf(g.children, DCM.TrackingIdentifier) === STUDY_LEVEL_TRACKING_ID);
+  if (!studyGroup) throw invalid('the report has no study-level group');
+  const score = child(studyGroup.children, RADNODE.StudyLevelScore);
+  const params = (studyGroup.children ?? []).filter((i) => sameCode(i.concept, DCM.AlgorithmParameters)).map((i) => (i.valueType === 'TEXT' ? i.text : ''));
+  const sha = params.find((p) => p.startsWith(MODEL_SHA256_PARAMETER))?.slice(MODEL_SHA256_PARAMETER.length);
+  const name = textOf(studyGroup.children, DCM.AlgorithmName);
+  const version = textOf(studyGroup.children, DCM.AlgorithmVersion);
+  if (score?.valueType !== 'NUM' || !name || !version || !sha) throw invalid('the study-level group lacks its score or algorithm identification');
+  const evals = child(root.children, DCM.QualitativeEvaluations);
+  const priorityItem = child(evals?.children, RADNODE.TriagePriority);
+  const priority = (Object.keys(RADNODE.priority) as Priority[]).find((p) => priorityItem?.valueType === 'CODE' && sameCode(priorityItem.code, RADNODE.priority[p]));
+  if (!priority) throw invalid('the report has no triage priority');
+  return {
+    detector: { id: name, version, modelSha256: sha },
+    studyInstanceUID: str(dataset, 'StudyInstanceUID') ?? '',
+    studyScore: score.value,
+    priority,
+    findings: groups.filter((g) => g !== studyGroup).map(readGroup),
+  };
+}
