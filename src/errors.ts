@@ -7,6 +7,7 @@ export const ERROR_TABLE = {
   // configuration and usage
   RN_CONFIG_INVALID: { httpStatus: 500, retryable: false, exitCode: 2, description: 'A configuration key has an invalid value' },
   RN_CONFIG_UNREADABLE: { httpStatus: 500, retryable: false, exitCode: 2, description: 'The configuration file cannot be read or parsed' },
+  RN_NOT_FOUND: { httpStatus: 404, retryable: false, exitCode: 1, description: 'No such route or resource' },
   RN_USAGE: { httpStatus: 400, retryable: false, exitCode: 2, description: 'Bad command-line usage' },
   // authentication
   RN_AUTH_REQUIRED: { httpStatus: 401, retryable: false, exitCode: 1, description: 'Credentials are missing' },

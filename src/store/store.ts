@@ -141,6 +141,10 @@ export class SqliteStore {
     return (this.db.prepare(sql).get(studyUID) as { n: number }).n;
   }
 
+  async instanceUIDsOfStudy(studyUID: string): Promise<Set<string>> {
+    return new Set((this.db.prepare('SELECT sop_instance_uid FROM instances WHERE study_uid = ?').all(studyUID) as { sop_instance_uid: string }[]).map((r) => r.sop_instance_uid));
+  }
+
   async getStudy(studyUID: string): Promise<StudyRow | undefined> {
     return this.db.prepare('SELECT * FROM studies WHERE study_uid = ?').get(studyUID) as StudyRow | undefined;
   }

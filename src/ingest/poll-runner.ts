@@ -1,0 +1,24 @@
+import type { PacsConfig, RadnodeConfig } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import { pollQido } from './poll/qido.ts';
+import type { PollSink } from './poll/sink.ts';
+
+/** One scheduled poll run for the configured source. */
+export function pollSources(
+  source: RadnodeConfig['poll']['source'],
+  pacs: PacsConfig,
+  sink: PollSink,
+  opts: { lookbackDays: number; modalities?: string[]; log: Logger },
+): () => Promise<unknown> {
+  if (source === 'orthanc-changes') {
+    return async () => {
+      const { pollOrthancChanges } = await import('./poll/orthanc-changes.ts');
+      const changes = await pollOrthancChanges(pacs, sink, { log: opts.log, modalities: opts.modalities });
+      // StableStudy is lost when Orthanc stops within StableAge of an upload (orthanc.md): the QIDO reconciliation
+      // pass beside the change feed finds such studies by their instance counts.
+      const reconcile = await pollQido(pacs, sink, opts);
+      return { changes, reconcile };
+    };
+  }
+  return () => pollQido(pacs, sink, opts);
+}

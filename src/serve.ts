@@ -1,0 +1,152 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
+import { createApp } from './api/app.ts';
+import type { RadnodeConfig } from './config/types.ts';
+import { qido, DELIVERY_CODES } from './delivery/dicomweb.ts';
+import { BUILTIN_DETECTORS } from './detectors/index.ts';
+import type { Detector } from './detectors/detector.ts';
+import { asRadnodeError } from './errors.ts';
+import { readIngestHeader } from './ingest/header.ts';
+import { ingestFile } from './ingest/ingest-instance.ts';
+import { pollSources } from './ingest/poll-runner.ts';
+import type { PollSink, PollSource } from './ingest/poll/sink.ts';
+import { schedulePoller } from './ingest/poll/schedule.ts';
+import { createLogger, type Logger } from './log.ts';
+import { writeResultObjects } from './results/write.ts';
+import { SqliteStore } from './store/store.ts';
+import { isOwnInstance } from './workflow/loop-guard.ts';
+import { WorkflowEngine } from './workflow/engine.ts';
+import { loadDetectors } from './workflow/registry.ts';
+
+export type RunningNode = {
+  config: RadnodeConfig;
+  store: SqliteStore;
+  engine: WorkflowEngine;
+  server: Server;
+  port: number;
+  log: Logger;
+  stop(): Promise<void>;
+};
+
+function listFiles(dir: string): string[] {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries.flatMap((e) => (e.isDirectory() ? listFiles(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+/**
+ * After a crash: temp files are dropped (never acknowledged), and instance files that were renamed into place but
+ * not yet recorded (a kill between fsync and the insert) are recorded now; they were durable, and Orthanc does not
+ * retry a failed push, so dropping them would lose a study until the reconciliation poll.
+ */
+async function recover(config: RadnodeConfig, store: SqliteStore, log: Logger): Promise<void> {
+  rmSync(join(config.data.dir, 'tmp'), { recursive: true, force: true });
+  const known = await store.knownInstancePaths();
+  let recovered = 0;
+  for (const path of listFiles(join(config.data.dir, 'instances'))) {
+    if (known.has(path) || !path.endsWith('.dcm')) continue;
+    try {
+      const bytes = await readFile(path);
+      const h = readIngestHeader(bytes);
+      if (await store.getInstance(h.sopInstanceUID)) continue;
+      await store.recordInstance({ ...h, path, size: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex'), source: 'recovered', isOwn: isOwnInstance(h, config.node) });
+      recovered++;
+    } catch (err) {
+      log.warn('unreadable instance file left by a crash; removed', { path, err: asRadnodeError(err) });
+      rmSync(path, { force: true });
+    }
+  }
+  if (recovered) log.info('recovered instances written before a crash', { recovered });
+}
+
+/** The poll sink: pollers hand over bytes; they go through the same durable ingest as STOW. */
+function pollSink(config: RadnodeConfig, store: SqliteStore, engine: WorkflowEngine, log: Logger): PollSink {
+  const tmp = join(config.data.dir, 'tmp');
+  return {
+    getCheckpoint: (n) => store.getCheckpoint(n),
+    setCheckpoint: (n, v) => store.setCheckpoint(n, v),
+    knownInstanceCount: (s) => store.instanceCountOfStudy(s),
+    knownInstances: (s) => store.instanceUIDsOfStudy(s),
+    ingest: async (bytes: Uint8Array, origin: { source: PollSource; studyInstanceUID: string }) => {
+      mkdirSync(tmp, { recursive: true });
+      const tempPath = join(tmp, `poll-${randomUUID()}.part`);
+      const fd = openSync(tempPath, 'w');
+      try {
+        writeSync(fd, bytes);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      await ingestFile({ store, dataDir: config.data.dir, minFreeMb: config.data.minFreeMb, node: config.node, log }, { tempPath }, { source: origin.source });
+    },
+    // Orthanc's StableStudy already is the completeness signal; a QIDO-found study waits for the quiet period.
+    studyRetrieved: config.poll.source === 'orthanc-changes' ? (s) => engine.completeNow(s, 'orthanc StableStudy') : undefined,
+  };
+}
+
+/** Starts the daemon: store, recovery, detectors, workflow, HTTP, pollers. */
+export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: Detector[]; log?: Logger } = {}): Promise<RunningNode> {
+  const log = opts.log ?? createLogger(config.logging.level, { service: 'radnode' });
+  mkdirSync(config.data.dir, { recursive: true });
+  const store = SqliteStore.open(join(config.data.dir, 'radnode.sqlite'));
+  await recover(config, store, log);
+  const { detectors, problems } = await loadDetectors([...BUILTIN_DETECTORS, ...(opts.extraDetectors ?? [])], config.detectors.modules);
+  for (const p of problems) log.error('detector refused', p);
+  const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log });
+
+  let pacsReachable: boolean | null = null;
+  const probe = async () => {
+    if (!config.pacs) return;
+    try {
+      await qido(config.pacs, '/studies?limit=1', DELIVERY_CODES);
+      pacsReachable = true;
+    } catch {
+      pacsReachable = false;
+    }
+  };
+  void probe();
+  const probeTimer = setInterval(() => void probe(), 30_000);
+  probeTimer.unref();
+
+  const app = createApp({ config, store, engine, log, detectorIds: [...detectors.keys()], detectorProblems: problems, pacsReachable: () => pacsReachable });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.server.port, config.server.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  // A STOW of a whole CT can take minutes on a slow link: no request timeout, but dead sockets still close.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 5_000;
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  engine.start();
+
+  const pollers: { stop(): void }[] = [];
+  if (config.poll.enabled && config.pacs) {
+    const modalities = config.poll.onlyRoutedModalities ? [...new Set(config.routing.rules.flatMap((r) => r.match.modality ?? []))] : undefined;
+    const sink = pollSink(config, store, engine, log);
+    const fn = pollSources(config.poll.source, config.pacs, sink, { lookbackDays: config.poll.lookbackDays, modalities: modalities?.length ? modalities : undefined, log: log.child({ stage: 'poll' }) });
+    pollers.push(schedulePoller(config.poll.schedule, fn, log));
+    // The reconciliation poll runs once at start-up too: a push lost while radnode was down is found at once.
+    void fn().catch((err) => log.warn('initial poll failed', { err: asRadnodeError(err) }));
+  }
+  log.info('radnode started', { port, host: config.server.host, dataDir: config.data.dir, detectors: [...detectors.keys()], delivery: config.delivery.mode, poll: config.poll.enabled ? config.poll.source : 'off' });
+
+  return {
+    config, store, engine, server, port, log,
+    async stop() {
+      for (const p of pollers) p.stop();
+      clearInterval(probeTimer);
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await engine.stop();
+      store.close();
+    },
+  };
+}
