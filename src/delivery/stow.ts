@@ -70,7 +70,7 @@ export async function stowInstances(pacs: PacsConfig, objects: StowObject[], stu
       },
       body: buildMultipart(objects, boundary),
       what: 'STOW-RS',
-      passStatuses: [409],
+      passStatuses: [400, 409],
     },
     DELIVERY_CODES,
   );
@@ -98,12 +98,16 @@ export async function stowInstances(pacs: PacsConfig, objects: StowObject[], stu
     else result.failed.push({ sopInstanceUID: o.sopInstanceUID, reason: body === null ? 'response is not DICOM JSON' : 'not listed in the response' });
   }
 
-  if (res.status === 409) {
-    // PS3.18 10.5.3: 409 means none was stored. Re-sending the same bytes will not change the PACS's mind.
-    throw new RadnodeError('RN_DELIVERY_STOW_REJECTED', 'PACS stored none of the instances (HTTP 409)', {
-      retryable: false,
-      details: { status: 409, failed: result.failed },
-    });
+  if (res.status === 400 || res.status === 409) {
+    // PS3.18 10.5.3: 409 means none was stored. Orthanc answers 400 when one part is not DICOM, yet stores the others
+    // and lists them in 00081199: that is a partial success (like 202), reported as such. With nothing stored,
+    // re-sending the same bytes will not change the PACS's mind.
+    if (result.stored.length === 0) {
+      throw new RadnodeError('RN_DELIVERY_STOW_REJECTED', `PACS stored none of the instances (HTTP ${res.status})`, {
+        retryable: false,
+        details: { status: res.status, failed: result.failed, body: body === null ? text.slice(0, 500) : undefined },
+      });
+    }
   }
   return result;
 }

@@ -291,3 +291,71 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancHa
     log,
   };
 }
+
+// ---- making test studies from real files ----
+
+/** A fresh UID under 2.25 (PS3.5 B.2: a UUID as a decimal integer). */
+export function newUid(): string {
+  const hex = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+  return `2.25.${BigInt('0x' + hex).toString()}`;
+}
+
+export type InstanceEdits = {
+  studyUID: string;
+  seriesUID?: string;
+  sopUID?: string;
+  patientId?: string;
+  /** DA, e.g. today's date so that a QIDO poll's window holds the study. */
+  studyDate?: string;
+  modality?: string;
+  instanceNumber?: number;
+  /** ContentDate/ContentTime, the delivery fingerprint. */
+  contentDate?: string;
+  contentTime?: string;
+};
+
+/**
+ * Copies a real DICOM file into `dir` and re-identifies it with dcmodify (orthanc.md "Making a study from one file").
+ * `-i` inserts or replaces, so it works whether the source has the tag or not; the meta header's SOP Instance UID
+ * follows the data set's (dcmodify's default).
+ */
+export async function makeInstance(src: string, dir: string, edits: InstanceEdits): Promise<{ path: string; sopInstanceUID: string; seriesInstanceUID: string; bytes: Uint8Array }> {
+  const sopUID = edits.sopUID ?? newUid();
+  const seriesUID = edits.seriesUID ?? newUid();
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${sopUID}.dcm`);
+  writeFileSync(path, readFileSync(src));
+  const set: [string, string | undefined][] = [
+    ['0020,000d', edits.studyUID],
+    ['0020,000e', seriesUID],
+    ['0008,0018', sopUID],
+    ['0010,0020', edits.patientId],
+    ['0008,0020', edits.studyDate],
+    ['0008,0060', edits.modality],
+    ['0020,0013', edits.instanceNumber === undefined ? undefined : String(edits.instanceNumber)],
+    ['0008,0023', edits.contentDate],
+    ['0008,0033', edits.contentTime],
+  ];
+  const args = ['-nb'];
+  for (const [tag, value] of set) if (value !== undefined) args.push('-i', `(${tag})=${value}`);
+  args.push(path);
+  await new Promise<void>((res, rej) => {
+    const p = spawn('dcmodify', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', rej);
+    p.on('exit', (code) => (code === 0 ? res() : rej(new Error(`dcmodify ${args.join(' ')} failed (${code}): ${err}`))));
+  });
+  return { path, sopInstanceUID: sopUID, seriesInstanceUID: seriesUID, bytes: readFileSync(path) };
+}
+
+/** Waits for a condition, polling, up to a deadline: tests wait on conditions, not fixed sleeps. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== null && v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
