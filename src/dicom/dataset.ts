@@ -1,4 +1,5 @@
 import dcmjs from 'dcmjs';
+import { TextDecoder } from 'node:util';
 import { keywordForTag, tagForKeyword, tagHex } from './dictionary.ts';
 import type { DicomElement, ElementMap } from './parser.ts';
 

@@ -265,6 +265,9 @@ function looksLikeRawDataset(bytes: Uint8Array): boolean {
  */
 export function parseDicom(bytes: Uint8Array, options: ParseOptions = {}): ParsedDicom {
   if (!(bytes instanceof Uint8Array)) throw new RadnodeError('RN_DICOM_MALFORMED', 'input is not a byte array');
+  // A Node Buffer's slice() is a view, not a copy: work on a plain Uint8Array so that element values never carry
+  // Buffer semantics into the codecs.
+  bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const isPart10 = bytes.length >= 132 && asciiAt(bytes, 128, 4) === 'DICM';
   // Some writers drop the preamble and "DICM" but keep the File Meta group (pydicom-data JLSL_*): read it anyway.
