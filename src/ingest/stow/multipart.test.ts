@@ -154,6 +154,13 @@ describe('receiveMultipart', () => {
     expect(readdirSync(dir)).toHaveLength(2);
   });
 
+  it('creates the temp folder when it does not exist yet (the daemon empties it at start-up)', async () => {
+    const mr = readFileSync(MR);
+    const sub = join(dir, 'not', 'yet');
+    const parts = await receiveMultipart(chunks(body('bnd', [{ body: mr }]), 4096), { boundary: 'bnd', tmpDir: sub, maxBodyBytes: 1e9 });
+    expect(readdirSync(sub)).toHaveLength(parts.length);
+  });
+
   it('deletes every temp file of a truncated body', async () => {
     const mr = readFileSync(MR);
     const whole = body('bnd', [{ body: mr }, { body: mr }]);

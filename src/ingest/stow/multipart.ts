@@ -10,7 +10,7 @@
  * returns. On any failure it deletes every temp file it created, so a failed request leaves nothing on disk.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RadnodeError } from '../../errors.ts';
 
@@ -346,6 +346,8 @@ export async function receiveMultipart(source: AsyncIterable<Buffer | string>, o
 
   const beginPart = async (headers: Record<string, string>) => {
     const index = created.length;
+    // The daemon empties the tmp folder at start-up (crash recovery), so it may not exist yet.
+    if (index === 0) await mkdir(opts.tmpDir, { recursive: true });
     const tempPath = join(opts.tmpDir, `${prefix}-${index}-${randomUUID()}.part`);
     created.push(tempPath);
     const fh = await open(tempPath, 'wx', 0o600);
