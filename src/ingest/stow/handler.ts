@@ -66,11 +66,19 @@ const DRAIN_MAX_MS = 5_000;
 
 export function createStowHandler(deps: StowDeps): express.RequestHandler {
   return (req, res) => {
+    // A client reset while nobody iterates the body (during ingest, or while draining after a refusal) must not
+    // become an unhandled 'error' event; the body reader sees the same error through its own listener.
+    req.on('error', () => undefined);
     // Express 5 forwards a rejected promise to the error middleware; we still catch everything ourselves so that a
     // bad request can never reach an unhandled rejection or crash the process.
     handleStow(deps, req, res).catch((err: unknown) => {
-      deps.log.error('stow handler failed', { err: asRadnodeError(err) });
-      sendRequestError(req, res, asRadnodeError(err));
+      const e = asRadnodeError(err);
+      deps.log.error('stow handler failed', { err: e });
+      try {
+        sendRequestError(req, res, e);
+      } catch {
+        req.destroy(); // the socket is unusable; dropping it is all that is left
+      }
     });
   };
 }
