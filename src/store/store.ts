@@ -74,8 +74,8 @@ export class SqliteStore {
   }
 
   /**
-   * Records an instance whose file is already durable at `rec.path`. A study that was complete and receives a new
-   * series that is not radnode's own re-opens, so that its completeness is decided again (late series, DESIGN §3).
+   * Records an instance whose file is already durable at `rec.path`. A complete study that receives a new instance
+   * that is not radnode's own re-opens, so that its completeness is decided again (late series, DESIGN §3).
    */
   async recordInstance(rec: InstanceRecord, now = Date.now()): Promise<{ reopened: boolean; newSeries: boolean }> {
     return this.db.transaction(() => {
@@ -109,7 +109,9 @@ export class SqliteStore {
       let reopened = false;
       // Our own outputs coming back (Orthanc re-sends whole studies) must neither delay nor re-open a study.
       if (!rec.isOwn) {
-        if (study?.state === 'complete' && !seriesExists) {
+        // Any new instance re-opens a complete study: a late series, or the rest of a study a sender split into
+        // several requests. Planning then re-runs a detector only if its input set changed.
+        if (study?.state === 'complete') {
           this.db.prepare(`UPDATE studies SET state = 'receiving', last_received_at = ? WHERE study_uid = ?`).run(now, rec.studyInstanceUID);
           this.auditSync('ingest', 'study.reopened', 'study', rec.studyInstanceUID, { series: rec.seriesInstanceUID }, now);
           reopened = true;
