@@ -46,7 +46,6 @@ export const DCM = {
   AlgorithmName: dcm('111001', 'Algorithm Name'),
   AlgorithmVersion: dcm('111003', 'Algorithm Version'),
   AlgorithmParameters: dcm('111002', 'Algorithm Parameters'),
-  AlgorithmManufacturer: dcm('122405', 'Algorithm Manufacturer'),
   /** PS3.16 D: "certainty that the finding is present" (Mammography/Chest CAD, TID 4104); carries the probability. */
   CertaintyOfFinding: dcm('111012', 'Certainty of Finding'),
 } as const;
@@ -89,18 +88,17 @@ export const RADNODE = {
 } as const;
 
 /**
- * Procedure reported (TID 1500 row 4, DCID 100 Quantitative Diagnostic Imaging Procedures), chosen from the
- * source modality. LOINC codes as listed in CID 100.
+ * Procedure reported (TID 1500 row 4, DCID 100 Quantitative Diagnostic Imaging Procedures), chosen from the source
+ * modality. CID 100 has LOINC codes for CT and MR; for radiography and mammography it offers only the generic
+ * (363679005, SCT, "Imaging procedure"). pixelmed's DicomSRValidator rejects codes outside CID 100.
  */
 export function procedureForModality(modality: string | undefined): CodedConcept {
   switch (modality) {
     case 'CT':
       return { value: '25045-6', scheme: 'LN', meaning: 'CT unspecified body region' };
-    case 'MG':
-      return { value: '36625-2', scheme: 'LN', meaning: 'Mammogram' };
     case 'MR':
       return { value: '25056-3', scheme: 'LN', meaning: 'MRI unspecified body region' };
     default:
-      return { value: '43468-8', scheme: 'LN', meaning: 'XR unspecified body region' };
+      return { value: '363679005', scheme: 'SCT', meaning: 'Imaging procedure' };
   }
 }

@@ -118,7 +118,6 @@ export function buildSrContent(result: DetectorResult, sources: SourceInstance[]
     name: detector.id,
     version: detector.version,
     parameters: [`${MODEL_SHA256_PARAMETER}${detector.modelSha256}`],
-    manufacturer: ctx.node.manufacturer,
   };
   const studyGroup = tid1501MeasurementGroup({
     trackingIdentifier: STUDY_LEVEL_TRACKING_ID,

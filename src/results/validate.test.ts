@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { sharedFile } from '../../test/helpers/paths.ts';
+import { readPart10, seq, str, writePart10, type DicomDataset } from './dicom-io.ts';
+import { CODES, ctxFor, emptyResult, finding, headerOf, NODE, place2D, sourceOf } from './test-support/fixtures.ts';
+import { tempFile } from './test-support/tools.ts';
+import { checkResultObject, validateFiles, validateResultObject } from './validate.ts';
+import { writeResultObjects } from './write.ts';
+import { implementationClassUid } from './modules.ts';
+
+const CR = sharedFile('cxr/dicom/other/CR-MONO1-10-chest.part10.dcm');
+const cr = sourceOf(CR);
+const crStudy = str(headerOf(CR), 'StudyInstanceUID') ?? '';
+
+async function sr(): Promise<Uint8Array> {
+  const findings = [
+    finding(1, place2D(cr.sopInstanceUID, 'point', [[120, 200]]), { site: CODES.rightLung }),
+    finding(2, place2D(cr.sopInstanceUID, 'box', [[100, 150], [180, 260]])),
+  ];
+  const [o] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID], { findings }), [cr], ctxFor('validate'));
+  return o.bytes;
+}
+
+/** Edits the dataset and re-encodes it, to prove each check fires on the defect it names. */
+function mutate(bytes: Uint8Array, edit: (ds: DicomDataset) => void): Uint8Array {
+  const ds = readPart10(bytes).dataset;
+  edit(ds);
+  return writePart10(ds, implementationClassUid(NODE));
+}
+
+function groups(ds: DicomDataset): DicomDataset[] {
+  const measurements = seq(ds, 'ContentSequence').find((i) => seq(i, 'ConceptNameCodeSequence')[0]?.CodeValue === '126010');
+  return seq(measurements, 'ContentSequence');
+}
+
+describe('validateResultObject', () => {
+  it('passes radnode\'s SR: no own errors, no dciodvfy errors', async () => {
+    const report = await validateResultObject(await sr());
+    expect(report.errors).toEqual([]);
+    expect(report.warnings.some((w) => w.startsWith('dciodvfy:'))).toBe(true); // 99RADNODE private scheme warnings
+  });
+
+  // pixelmed is optional (Debian pixelmed-apps); without it this check cannot run here.
+  it.skipIf(!existsSync('/usr/share/java/pixelmed.jar'))('pixelmed DicomSRValidator finds no template error in radnode\'s SR', async () => {
+    const report = await validateResultObject(await sr(), { pixelmed: true, dciodvfy: false });
+    expect(report.errors).toEqual([]);
+  }, 60_000);
+
+  it('reports a group without Tracking Unique Identifier (OHIF throws on it)', async () => {
+    const bad = mutate(await sr(), (ds) => {
+      const g = groups(ds)[1];
+      g.ContentSequence = seq(g, 'ContentSequence').filter((i) => seq(i, 'ConceptNameCodeSequence')[0]?.CodeValue !== '112040');
+    });
+    expect(checkResultObject(bad).errors).toContain('measurement group 2: Tracking Unique Identifier (112040) UIDREF is missing');
+  });
+
+  it('reports a missing Procedure reported row (which neither dciodvfy nor pixelmed catch)', async () => {
+    const bad = mutate(await sr(), (ds) => {
+      ds.ContentSequence = seq(ds, 'ContentSequence').filter((i) => seq(i, 'ConceptNameCodeSequence')[0]?.CodeValue !== '121058');
+    });
+    const r = await validateResultObject(bad);
+    expect(r.errors).toContain('TID 1500 row 4: Procedure reported is missing');
+    expect(r.errors.filter((e) => e.startsWith('dciodvfy:'))).toEqual([]);
+  });
+
+  it('reports a wrong root template, an unresolvable image reference and missing AIR provenance', async () => {
+    const bad = mutate(await sr(), (ds) => {
+      ds.ConceptNameCodeSequence = [{ CodeValue: '18748-4', CodingSchemeDesignator: 'LN', CodeMeaning: 'Diagnostic Imaging Report' }];
+      ds.ContributingEquipmentSequence = [];
+    });
+    const errors = checkResultObject(bad).errors;
+    expect(errors).toContain('root concept is CONTAINER (18748-4,LN,"Diagnostic Imaging Report"), not (126000, DCM, "Imaging Measurement Report")');
+    expect(errors).toContain('IHE AIR: no Contributing Equipment item with Purpose of Reference (Newcode1, 99IHE, "Processing Algorithm")');
+    const unref = mutate(await sr(), (ds) => {
+      ds.CurrentRequestedProcedureEvidenceSequence = [];
+    });
+    expect(checkResultObject(unref).errors.some((e) => e.includes('is not in Current Requested Procedure Evidence'))).toBe(true);
+  });
+
+  it('reports dciodvfy errors with their text (CompletionFlag removed)', async () => {
+    const bad = mutate(await sr(), (ds) => {
+      delete ds.CompletionFlag;
+    });
+    const r = await validateResultObject(bad);
+    expect(r.errors).toContain('CompletionFlag is missing or invalid (Type 1, SR Document General)');
+    expect(r.errors.some((e) => e.startsWith('dciodvfy:') && e.includes('CompletionFlag'))).toBe(true);
+  });
+
+  it('validateFiles reports per file, including unreadable ones and foreign SOP classes', async () => {
+    const good = tempFile(await sr(), 'good.dcm');
+    const missing = good + '.absent';
+    const reports = await validateFiles([good, missing, CR]);
+    expect(reports[0]).toMatchObject({ file: good, errors: [] });
+    expect(reports[1]).toEqual({ file: missing, errors: ['cannot read the file'], warnings: [] });
+    expect(reports[2].errors.some((e) => /is not one radnode writes/.test(e))).toBe(true);
+  });
+});
