@@ -97,6 +97,8 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   mkdirSync(config.data.dir, { recursive: true });
   const store = SqliteStore.open(join(config.data.dir, 'radnode.sqlite'));
   await recover(config, store, log);
+  const released = await store.releaseAllLeases();
+  if (released) log.info('resuming jobs interrupted by a crash', { jobs: released });
   const { detectors, problems } = await loadDetectors([...BUILTIN_DETECTORS, ...(opts.extraDetectors ?? [])], config.detectors.modules);
   for (const p of problems) log.error('detector refused', p);
   const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log });

@@ -268,6 +268,22 @@ export class SqliteStore {
     })();
   }
 
+  /**
+   * At start-up of the single process that owns this SQLite store, every lease belongs to a dead process (kill -9):
+   * release them so work resumes at once instead of after the lease time. With a shared store (PostgreSQL, DESIGN
+   * §7) lease expiry does this job instead.
+   */
+  async releaseAllLeases(now = Date.now()): Promise<number> {
+    return this.db.transaction(() => {
+      const held = this.db.prepare('SELECT id, state FROM jobs WHERE lease_owner IS NOT NULL').all() as { id: number; state: string }[];
+      for (const j of held) this.auditSync('workflow', 'job.lease-released', 'job', j.id, { state: j.state }, now);
+      this.db
+        .prepare(`UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, state = CASE state WHEN 'running' THEN 'queued' ELSE state END WHERE lease_owner IS NOT NULL`)
+        .run(now);
+      return held.length;
+    })();
+  }
+
   async heartbeat(jobId: number, owner: string, leaseMs: number, now = Date.now()): Promise<boolean> {
     return this.db.prepare('UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?').run(now + leaseMs, jobId, owner).changes > 0;
   }
