@@ -13,6 +13,8 @@ import { RadnodeError } from '../errors.ts';
 
 export interface CodecFrame {
   bytes: Uint8Array;
+  /** Samples stored colour-by-plane (CharLS with interleave mode 0 returns planes). */
+  planar?: boolean;
   width: number;
   height: number;
   bitsPerSample: number;
@@ -29,6 +31,7 @@ interface FrameInfo {
 }
 
 interface WasmDecoder {
+  getInterleaveMode?: () => number;
   getEncodedBuffer(length: number): Uint8Array;
   getDecodedBuffer(): Uint8Array;
   decode(): void;
@@ -92,7 +95,8 @@ export async function wasmDecode(name: WasmCodecName, encoded: Uint8Array): Prom
     decoder.decode();
     const info = decoder.getFrameInfo();
     const bytes = decoder.getDecodedBuffer().slice();
-    return { bytes, width: info.width, height: info.height, bitsPerSample: info.bitsPerSample, componentCount: info.componentCount, isSigned: info.isSigned };
+    const planar = name === 'charls' && info.componentCount > 1 && decoder.getInterleaveMode?.() === 0;
+    return { bytes, planar, width: info.width, height: info.height, bitsPerSample: info.bitsPerSample, componentCount: info.componentCount, isSigned: info.isSigned };
   } catch (err) {
     throw new RadnodeError('RN_DICOM_DECODE_FAILED', `${name} could not decode the frame: ${describe(mod, err)}`, { cause: err });
   } finally {
@@ -104,12 +108,34 @@ export async function wasmDecode(name: WasmCodecName, encoded: Uint8Array): Prom
   }
 }
 
-/** JPEG lossless (processes 14 and 14 SV1) with jpeg-lossless-decoder-js. */
-export function jpegLosslessDecode(encoded: Uint8Array, bitsAllocated: number): CodecFrame {
+/**
+ * jpeg-lossless-decoder-js 2.1.2 leaves the last pixel at 0 when the entropy-coded data ends right before EOI with the
+ * encoder's zero fill (cornerstone's CTImage...4.70.dcm: last pixel 0 instead of -2000; the "last pixel is 0" defect
+ * of the issue). Eight zero bytes inserted before EOI give its bit reader room to finish; they lie after the last
+ * code, so they cannot change any decoded value.
+ */
+export function padBeforeEoi(encoded: Uint8Array): Uint8Array {
+  let eoi = -1;
+  for (let i = encoded.length - 2; i >= Math.max(0, encoded.length - 16); i--) {
+    if (encoded[i] === 0xff && encoded[i + 1] === 0xd9) {
+      eoi = i;
+      break;
+    }
+  }
+  const body = eoi >= 0 ? encoded.subarray(0, eoi) : encoded;
+  const out = new Uint8Array(body.length + 10);
+  out.set(body);
+  out[out.length - 2] = 0xff;
+  out[out.length - 1] = 0xd9;
+  return out;
+}
+
+/** JPEG lossless (processes 14 and 14 SV1) with jpeg-lossless-decoder-js, with the last-pixel workaround. */
+export function jpegLosslessDecode(encoded: Uint8Array, bitsAllocated: number, options: { padBeforeEoi?: boolean } = {}): CodecFrame {
   try {
     const d = new JpegLosslessDecoder();
     const bytesPerSample = bitsAllocated <= 8 ? 1 : 2;
-    const copy = encoded.slice();
+    const copy = options.padBeforeEoi === false ? encoded.slice() : padBeforeEoi(encoded);
     const out = d.decode(copy.buffer, 0, copy.byteLength, bytesPerSample);
     const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     const frame = d.frame;

@@ -192,7 +192,7 @@ async function decodeEncapsulatedFrame(instance: DicomInstance, img: ImageAttrib
     }
     const bps = c.bitsPerSample <= 8 ? 1 : 2;
     if (c.bytes.length < Rows * Columns * SamplesPerPixel * bps) throw decodeFailed(`codec returned ${c.bytes.length} bytes, expected ${Rows * Columns * SamplesPerPixel * bps}`);
-    return { bytes: c.bytes.subarray(0, Rows * Columns * SamplesPerPixel * bps), bytesPerSample: bps, planar: false, photometric };
+    return { bytes: c.bytes.subarray(0, Rows * Columns * SamplesPerPixel * bps), bytesPerSample: bps, planar: c.planar === true, photometric };
   };
   switch (ts.encoding) {
     case 'native': {
