@@ -1,7 +1,6 @@
 import type { PacsConfig, RadnodeConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
-import { pollQido } from './poll/qido.ts';
-import type { PollSink } from './poll/sink.ts';
+import { pollOrthancChanges, pollQido, type PollSink } from './poll/index.ts';
 
 /** One scheduled poll run for the configured source. */
 export function pollSources(
@@ -12,7 +11,6 @@ export function pollSources(
 ): () => Promise<unknown> {
   if (source === 'orthanc-changes') {
     return async () => {
-      const { pollOrthancChanges } = await import('./poll/orthanc-changes.ts');
       const changes = await pollOrthancChanges(pacs, sink, { log: opts.log, modalities: opts.modalities });
       // StableStudy is lost when Orthanc stops within StableAge of an upload (orthanc.md): the QIDO reconciliation
       // pass beside the change feed finds such studies by their instance counts.
