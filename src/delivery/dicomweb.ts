@@ -182,9 +182,11 @@ export async function qido(pacs: PacsConfig, path: string, codes: FailureCodes):
 
 /**
  * Pages through a QIDO query (limit/offset, PS3.18 8.3.4.4): vendor PACS cap result sets silently. Stops on a short
- * page, or on a page that brings nothing new (a PACS that ignores offset would otherwise loop forever).
+ * page, or on a page that brings nothing new (a PACS that ignores offset would otherwise loop forever). Entries are
+ * told apart by their whole content, not by a UID: Orthanc keys a study by Patient ID + Study Instance UID, so one UID
+ * can come back as two studies.
  */
-export async function qidoAll(pacs: PacsConfig, path: string, keyTag: string, codes: FailureCodes, pageSize = 500): Promise<DicomJsonDataset[]> {
+export async function qidoAll(pacs: PacsConfig, path: string, codes: FailureCodes, pageSize = 500): Promise<DicomJsonDataset[]> {
   const out: DicomJsonDataset[] = [];
   const seen = new Set<string>();
   for (let offset = 0; offset < 1_000_000; offset += pageSize) {
@@ -192,7 +194,7 @@ export async function qidoAll(pacs: PacsConfig, path: string, keyTag: string, co
     const page = await qido(pacs, `${path}${sep}limit=${pageSize}&offset=${offset}`, codes);
     let fresh = 0;
     for (const ds of page) {
-      const key = firstString(ds, keyTag) ?? '';
+      const key = JSON.stringify(ds);
       if (seen.has(key)) continue;
       seen.add(key);
       out.push(ds);

@@ -56,7 +56,6 @@ export async function findStudyInstances(
   const list = await qidoAll(
     pacs,
     `studies/${encodeURIComponent(studyUID)}/instances?includefield=${TAG_CONTENT_DATE}&includefield=${TAG_CONTENT_TIME}`,
-    TAG_SOP_INSTANCE_UID,
     codes,
   );
   const out = new Map<string, PacsInstance>();

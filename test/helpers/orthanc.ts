@@ -87,6 +87,26 @@ function startWatchdog(pid: number): ChildProcess {
   return dog;
 }
 
+/**
+ * Temp folders are removed by a janitor shell when this process ends, however it ends: vitest's workers are torn down
+ * without running 'exit' handlers, and a folder must outlive stop() because restart() reuses it.
+ */
+let janitor: ChildProcess | null = null;
+function removeAtExit(dir: string): void {
+  tempDirs.add(dir);
+  if (process.env.RADNODE_KEEP_ORTHANC) return;
+  if (janitor === null) {
+    janitor = spawn('sh', ['-c', 'set --; while IFS= read -r d; do set -- "$@" "$d"; done; sleep 1; rm -rf -- "$@"'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      detached: true,
+    });
+    janitor.unref();
+    janitor.on('error', () => undefined);
+    (janitor.stdin as unknown as Socket | null)?.unref();
+  }
+  janitor.stdin?.write(dir + '\n');
+}
+
 /** Binds port 0 on loopback to let the kernel pick a free port, then releases it for Orthanc. */
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -154,7 +174,7 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancHa
     mkdirSync(dir, { recursive: true });
   } else {
     dir = mkdtempSync(join(tmpdir(), 'radnode-orthanc-'));
-    tempDirs.add(dir);
+    removeAtExit(dir);
   }
   // Reusing a folder means reusing its port too, so that a "restart" in a new handle is the same PACS to clients.
   const portFile = join(dir, 'port');

@@ -29,7 +29,7 @@ export async function pullStudy(
   opts: { modalities?: string[]; log: Logger },
 ): Promise<PullResult> {
   const log = opts.log.child({ studyInstanceUID: studyUID });
-  const series = await qidoAll(pacs, `studies/${encodeURIComponent(studyUID)}/series?includefield=00201209`, '0020000E', POLL_CODES);
+  const series = await qidoAll(pacs, `studies/${encodeURIComponent(studyUID)}/series?includefield=00201209`, POLL_CODES);
   const wanted = series.filter((s) => firstString(s, '0020000E') !== undefined && isWantedModality(firstString(s, '00080060'), opts.modalities));
   const result: PullResult = { pulled: 0, wantedInstances: 0, failedInstances: 0 };
   if (wanted.length === 0) return result;
@@ -48,7 +48,6 @@ export async function pullStudy(
     const instances = await qidoAll(
       pacs,
       `studies/${encodeURIComponent(studyUID)}/series/${encodeURIComponent(seriesUID)}/instances`,
-      '00080018',
       POLL_CODES,
     );
     for (const inst of instances) {

@@ -38,21 +38,32 @@ export async function pollQido(pacs: PacsConfig, sink: PollSink, opts: QidoPollO
   // One day ahead covers a modality clock or time zone a little ahead of ours.
   const range = `${dicomDate(new Date(fromMs))}-${dicomDate(new Date(now.getTime() + DAY_MS))}`;
 
-  const studies = await qidoAll(pacs, `studies?StudyDate=${range}&includefield=00201208&includefield=00080061`, '0020000D', POLL_CODES);
-  const result: QidoPollResult = { studiesSeen: studies.length, studiesPulled: 0, instancesPulled: 0, studiesFailed: 0 };
+  const entries = await qidoAll(pacs, `studies?StudyDate=${range}&includefield=00201208&includefield=00080061`, POLL_CODES);
+  // Orthanc keys a study by Patient ID + Study Instance UID, so one UID can be listed twice: merge by UID.
+  const studies = new Map<string, { count: number | undefined; modalities: Set<string> }>();
+  for (const e of entries) {
+    const uid = firstString(e, '0020000D');
+    if (uid === undefined) continue;
+    const count = firstNumber(e, '00201208');
+    const prev = studies.get(uid);
+    const mods = allStrings(e, '00080061').map((m) => m.toUpperCase());
+    if (prev === undefined) studies.set(uid, { count, modalities: new Set(mods) });
+    else {
+      prev.count = prev.count === undefined || count === undefined ? undefined : prev.count + count;
+      for (const m of mods) prev.modalities.add(m);
+    }
+  }
+  const result: QidoPollResult = { studiesSeen: studies.size, studiesPulled: 0, instancesPulled: 0, studiesFailed: 0 };
 
-  for (const study of studies) {
-    const studyUID = firstString(study, '0020000D');
-    if (studyUID === undefined) continue;
+  for (const [studyUID, study] of studies) {
     // Filtering by ModalitiesInStudy here rather than in the query: QIDO matching of a multi-valued attribute against
     // a list differs between PACS, and a PACS that omits the attribute must not hide a study.
-    const inStudy = allStrings(study, '00080061').map((m) => m.toUpperCase());
+    const inStudy = [...study.modalities];
     if (inStudy.length > 0) {
       if (inStudy.every((m) => NEVER_PULLED_MODALITIES.has(m))) continue;
       if (opts.modalities?.length && !opts.modalities.some((m) => inStudy.includes(m.toUpperCase()))) continue;
     }
-    const pacsCount = firstNumber(study, '00201208');
-    if (pacsCount !== undefined && pacsCount <= (await sink.knownInstanceCount(studyUID))) continue;
+    if (study.count !== undefined && study.count <= (await sink.knownInstanceCount(studyUID))) continue;
 
     try {
       const pulled = await pullStudy(pacs, sink, studyUID, 'poll-qido', { modalities: opts.modalities, log });
