@@ -27,6 +27,10 @@ export type IngestHeader = {
 
 type Naturalized = Record<string, unknown>;
 
+// dcmjs prints its parse warnings (e.g. a 4-character AS value in real RSNA films) straight to the console, which
+// would break radnode's one-JSON-object-per-line logs; what matters to radnode surfaces as typed errors instead.
+dcmjs.log.setLevel('silent');
+
 const text = (v: unknown): string | undefined => {
   const x = Array.isArray(v) ? v[0] : v;
   if (x === undefined || x === null) return undefined;
