@@ -1,11 +1,58 @@
 /**
  * The results stage's entry point (DESIGN §2): a detector's result and its source instances in, the DICOM objects
- * radnode delivers out — the TID 1500 SR first, then the heatmap secondary captures.
+ * radnode delivers out — the TID 1500 SR first, then the heatmap secondary captures (one per radiograph or
+ * mammogram, one multi-frame SC of key slices per CT/MR series).
  */
 import { RadnodeError } from '../errors.ts';
-import { readSourceHeader } from './modules.ts';
-import type { ResultObject, ResultWriter } from './objects.ts';
+import { num, str } from './dicom-io.ts';
+import type { DetectorResult } from './findings.ts';
+import { writeHeatmapSc, placesOn, type ScFrame } from './heatmap/write-sc.ts';
+import { readSourceHeader, type SourceHeader } from './modules.ts';
+import type { ResultObject, ResultWriter, SourceInstance, WriteContext } from './objects.ts';
+import { loadSourceImage } from './source-pixels.ts';
 import { writeSr } from './sr/write-sr.ts';
+
+/** Cross-sectional modalities whose series become one multi-frame SC of key slices. */
+const VOLUME_MODALITIES = new Set(['CT', 'MR', 'PT']);
+/** Enough key slices to show every finding of a chest CT without sending a second volume. */
+export const MAX_KEY_SLICES = 32;
+
+export type HeatmapPlan = SourceInstance[][];
+
+/**
+ * Which sources become which SC: a volume series gives its key slices (those with a finding or a heatmap, else
+ * the middle slice) in Instance Number order; every other source gives its own single-frame SC.
+ */
+export async function planHeatmaps(result: DetectorResult, sources: SourceInstance[]): Promise<HeatmapPlan> {
+  const bySeries = new Map<string, SourceInstance[]>();
+  for (const s of sources) bySeries.set(s.seriesInstanceUID, [...(bySeries.get(s.seriesInstanceUID) ?? []), s]);
+  const plan: HeatmapPlan = [];
+  for (const list of bySeries.values()) {
+    const head = await readSourceHeader(list[0]);
+    if (!(VOLUME_MODALITIES.has(str(head.dataset, 'Modality') ?? '') && list.length > 1)) {
+      for (const s of list) plan.push([s]);
+      continue;
+    }
+    const marked = new Set([...result.heatmaps.map((h) => h.sopInstanceUID), ...list.flatMap((s) => placesOn(result, s.sopInstanceUID).map(() => s.sopInstanceUID))]);
+    let keys = list.filter((s) => marked.has(s.sopInstanceUID));
+    const headers: SourceHeader[] = await Promise.all((keys.length ? keys : list).map(readSourceHeader));
+    const ordered = headers.sort((a, b) => (num(a.dataset, 'InstanceNumber') ?? 0) - (num(b.dataset, 'InstanceNumber') ?? 0)).map((h) => h.source);
+    keys = keys.length ? ordered.slice(0, MAX_KEY_SLICES) : [ordered[Math.floor(ordered.length / 2)]];
+    plan.push(keys);
+  }
+  return plan;
+}
+
+async function framesOf(group: SourceInstance[]): Promise<ScFrame[]> {
+  return Promise.all(group.map(async (source) => ({ source, image: await loadSourceImage(source.path) })));
+}
+
+export async function writeHeatmaps(result: DetectorResult, sources: SourceInstance[], ctx: WriteContext): Promise<ResultObject[]> {
+  const plan = await planHeatmaps(result, sources);
+  const out: ResultObject[] = [];
+  for (const [index, group] of plan.entries()) out.push(writeHeatmapSc(result, await framesOf(group), index, ctx));
+  return out;
+}
 
 export const writeResultObjects: ResultWriter = async (result, sources, ctx): Promise<ResultObject[]> => {
   if (sources.length === 0) {
@@ -13,5 +60,5 @@ export const writeResultObjects: ResultWriter = async (result, sources, ctx): Pr
   }
   const first = await readSourceHeader(sources[0]);
   const sr = writeSr(result, sources, first, ctx);
-  return [sr];
+  return [sr, ...(await writeHeatmaps(result, sources, ctx))];
 };
