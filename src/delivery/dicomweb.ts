@@ -71,6 +71,10 @@ export type PacsRequest = {
  * (not retryable: the credential will not fix itself), 5xx/429 retryable, other 4xx not retryable.
  */
 export async function pacsFetch(pacs: PacsConfig, url: string, req: PacsRequest, codes: FailureCodes): Promise<Response> {
+  if (!URL.canParse(url)) {
+    // fetch would reject it with the same TypeError as a refused connection: a bad URL is configuration, not a retry.
+    throw new RadnodeError('RN_CONFIG_INVALID', `pacs.url does not make a valid URL (${req.what})`, { details: { key: 'pacs.url', value: pacs.url } });
+  }
   let res: Response;
   try {
     res = await fetch(url, {

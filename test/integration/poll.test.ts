@@ -279,6 +279,21 @@ describe('pollOrthancChanges', () => {
     expect(changes.Changes.some((c) => c.ChangeType === 'StableStudy')).toBe(false);
   });
 
+  it("firstRun 'now' skips the history already in the feed and follows only what comes after", async () => {
+    const o = await orthancFor({ stableAgeSec: 1 });
+    const pacs = pacsOf(o);
+    const old = newUid();
+    await series(o, MR_SMALL, old, 1);
+    await waitFor('StableStudy of the old study', async () => (await pollOrthancChanges(pacs, new MemorySink(), { log: silentLogger })).stableStudies > 0);
+    const sink = new MemorySink();
+    expect(await pollOrthancChanges(pacs, sink, { log: silentLogger, firstRun: 'now' })).toEqual({ stableStudies: 0, instancesPulled: 0 });
+    const fresh = newUid();
+    const made = await series(o, MR_SMALL, fresh, 1);
+    await waitFor('StableStudy of the new study', async () => (await pollOrthancChanges(pacs, sink, { log: silentLogger, firstRun: 'now' })).stableStudies > 0);
+    expect([...sink.held.keys()]).toEqual([fresh]);
+    expect(sink.sops(fresh)).toEqual(sops(made));
+  });
+
   it('a checkpoint beyond the feed (Orthanc database wiped) restarts from the beginning', async () => {
     const o = await orthancFor({ stableAgeSec: 1 });
     const pacs = pacsOf(o);

@@ -10,7 +10,17 @@ import { POLL_CODES, joinUrl, orthancRoot, pacsFetch } from '../../delivery/dico
 import { pullStudy } from './pull.ts';
 import type { PollSink } from './sink.ts';
 
-export type OrthancChangesOptions = { log: Logger; limit?: number; modalities?: string[] };
+export type OrthancChangesOptions = {
+  log: Logger;
+  limit?: number;
+  modalities?: string[];
+  /**
+   * With no checkpoint yet: 'all' (default) replays the whole feed, every stable study Orthanc ever logged; 'now'
+   * starts at the current end of the feed, for a node attached to a PACS full of history (the QIDO reconciliation
+   * window then covers the recent studies).
+   */
+  firstRun?: 'all' | 'now';
+};
 export type OrthancChangesResult = { stableStudies: number; instancesPulled: number };
 
 /**
@@ -55,7 +65,8 @@ export async function pollOrthancChanges(pacs: PacsConfig, sink: PollSink, opts:
   const log = opts.log.child({ poller: 'orthanc-changes', pacs: root });
   const limit = opts.limit ?? 100;
   const cpName = orthancCheckpointName(pacs);
-  const cp = parseCheckpoint(await sink.getCheckpoint(cpName));
+  const stored = await sink.getCheckpoint(cpName);
+  const cp = parseCheckpoint(stored);
   const pending = new Set(cp.pending);
   let seq = cp.seq;
   const result: OrthancChangesResult = { stableStudies: 0, instancesPulled: 0 };
@@ -85,6 +96,14 @@ export async function pollOrthancChanges(pacs: PacsConfig, sink: PollSink, opts:
     if (pulled.wantedInstances > 0) await sink.studyRetrieved?.(studyUID);
     return true;
   };
+
+  if (stored === null && opts.firstRun === 'now') {
+    const { body } = await getJson('changes?last', 'Orthanc /changes?last');
+    if (!isChangesPage(body)) throw new RadnodeError('RN_POLL_FAILED', 'Orthanc /changes answer has an unexpected shape');
+    seq = body.Last;
+    await save();
+    log.info('poll: first run starts at the end of the Orthanc change feed', { seq });
+  }
 
   let wipeHandled = false;
   for (;;) {
