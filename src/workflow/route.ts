@@ -16,7 +16,8 @@ function generalSuitability(s: SeriesInfo): RouteDecision | null {
   if ((s.modality && NON_IMAGE_MODALITIES.has(s.modality)) || (s.sopClassUID && NON_IMAGE_SOP_PREFIXES.some((p) => s.sopClassUID!.startsWith(p))))
     return { detector: null, reason: NOT_PROCESSED.nonImage, detail: `modality ${s.modality ?? '?'}, SOP class ${s.sopClassUID ?? '?'}` };
   if (imageType.includes('LOCALIZER')) return { detector: null, reason: NOT_PROCESSED.localizer, detail: `Image Type ${imageType.join('\\')}` };
-  if (imageType.includes('SCREEN SAVE') || /\bdose\b/i.test(s.seriesDescription ?? ''))
+  // Vendors mark dose screenshots differently: Philips DERIVED\SECONDARY\DOSE_INFO, GE "SCREEN SAVE", others by name.
+  if (imageType.includes('SCREEN SAVE') || imageType.some((t) => t.includes('DOSE')) || /\bdose\b/i.test(s.seriesDescription ?? ''))
     return { detector: null, reason: NOT_PROCESSED.doseReport, detail: `Image Type ${imageType.join('\\')}, series "${s.seriesDescription ?? ''}"` };
   // DERIVED\SECONDARY marks reformats, screenshots and other AI output. Public chest films are Secondary Capture
   // objects without that Image Type, so the SOP class alone is no reason to skip (DESIGN §3).

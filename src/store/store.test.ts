@@ -1,0 +1,124 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backoffMs } from '../workflow/engine.ts';
+import { SqliteStore } from './store.ts';
+import type { InstanceRecord } from './types.ts';
+
+const inst = (sop: string, series = 'S1', study = 'ST1', extra: Partial<InstanceRecord> = {}): InstanceRecord => ({
+  sopInstanceUID: sop, sopClassUID: '1.2.840.10008.5.1.4.1.1.1', seriesInstanceUID: series, studyInstanceUID: study,
+  path: `/x/${sop}.dcm`, size: 10, sha256: `sha-${sop}`, source: 'stow', isOwn: false, modality: 'CR', patientID: 'P1', ...extra,
+});
+const inputs = (sops: string[]) => ({ series: [{ seriesInstanceUID: 'S1', instances: sops.map((s) => ({ sopInstanceUID: s, sha256: `sha-${s}` })) }] });
+const policy = { maxAttempts: 3, backoffMs: () => 1000 };
+
+describe('SqliteStore', () => {
+  it('migrates a fresh store in WAL mode and refuses one from a newer radnode', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'rn-store-')), 'radnode.sqlite');
+    const s = SqliteStore.open(file);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(1);
+    expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    s.db.pragma('user_version = 99');
+    s.close();
+    expect(() => SqliteStore.open(file)).toThrow(expect.objectContaining({ code: 'RN_STORE_CORRUPT' }));
+  });
+
+  it('completes a study after its quiet period and re-opens it for a new instance, not for radnode\'s own', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'), 1000);
+    expect(await s.dueStudies(1500, 1000)).toEqual([]);
+    expect(await s.dueStudies(2000, 1000)).toEqual(['ST1']);
+    expect(await s.completeStudy('ST1', 'quiet', 2000)).toBe(true);
+    expect(await s.completeStudy('ST1', 'quiet', 2000)).toBe(false);
+    await s.recordInstance(inst('own', 'SR1', 'ST1', { isOwn: true, modality: 'SR' }), 3000);
+    expect((await s.getStudy('ST1'))!.state).toBe('complete');
+    const r = await s.recordInstance(inst('2', 'S2'), 4000);
+    expect(r).toEqual({ reopened: true, newSeries: true });
+    expect((await s.getStudy('ST1'))!.state).toBe('receiving');
+  });
+
+  it('runs a job through queued → running → written → delivered with one audit row per transition', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const { job } = await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0);
+    expect((await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0)).created).toBe(false);
+    const run = await s.claimJob('run', 'w1', 10_000, { now: 0 });
+    expect(run).toMatchObject({ id: job.id, state: 'running', lease_owner: 'w1', attempts: 1 });
+    expect(await s.claimJob('run', 'w2', 10_000, { now: 5 })).toBeUndefined();
+    await s.finishRun(job.id, 'w1', [{ sop_instance_uid: 'O1', job_id: job.id, kind: 'sr', study_uid: 'ST1', series_uid: 'OS', sop_class_uid: 'x', instance_number: 1, path: '/o', sha256: 'h', fingerprint: 'f' }], { json: '{}', studyScore: 0.3, priority: 'negative' }, 10);
+    const del = await s.claimJob('deliver', 'w1', 10_000, { now: 20 });
+    expect(del).toMatchObject({ id: job.id, state: 'written' });
+    await s.markDelivered(job.id, 'w1', { mode: 'test' }, 30);
+    expect((await s.getJob(job.id))!.state).toBe('delivered');
+    expect((await s.listAudit('job', job.id)).map((a) => a.action)).toEqual(['job.created', 'job.running', 'job.written', 'job.delivering', 'job.delivered']);
+  });
+
+  it('retries a retryable failure with backoff, dead-letters after maxAttempts, and lets an operator retry', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const { job } = await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0);
+    let now = 0;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const claimed = await s.claimJob('run', 'w', 10_000, { now });
+      expect(claimed?.attempts).toBe(attempt);
+      const after = await s.failJob(job.id, 'w', { code: 'RN_DETECTOR_FAILED', detail: 'boom', retryable: true, ...policy }, now);
+      expect(after.state).toBe(attempt < 3 ? 'queued' : 'failed');
+      if (attempt < 3) {
+        expect(after.next_attempt_at).toBe(now + 1000);
+        expect(await s.claimJob('run', 'w', 10_000, { now: now + 999 })).toBeUndefined();
+      }
+      now += 1000;
+    }
+    expect(await s.claimJob('run', 'w', 10_000, { now: now + 1e9 })).toBeUndefined();
+    const retried = await s.retryJob(job.id, 'op', now);
+    expect(retried).toMatchObject({ state: 'queued', attempts: 0, reason_code: null });
+    await expect(s.retryJob(job.id, 'op')).rejects.toMatchObject({ code: 'RN_JOB_BAD_STATE' });
+  });
+
+  it('fails a permanent error at once, and an expired lease makes a running job claimable again', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const { job } = await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0);
+    await s.claimJob('run', 'dead-worker', 1000, { now: 0 });
+    expect(await s.claimJob('run', 'w2', 1000, { now: 500 })).toBeUndefined();
+    const taken = await s.claimJob('run', 'w2', 1000, { now: 1001 });
+    expect(taken).toMatchObject({ lease_owner: 'w2', attempts: 2 });
+    await expect(s.finishRun(job.id, 'dead-worker', [], { json: '{}', studyScore: 0, priority: 'negative' })).rejects.toMatchObject({ code: 'RN_JOB_BAD_STATE' });
+    const after = await s.failJob(job.id, 'w2', { code: 'RN_SOURCE_STUDY_CHANGED', detail: 'gone', retryable: false, ...policy });
+    expect(after).toMatchObject({ state: 'failed', reason_code: 'RN_SOURCE_STUDY_CHANGED' });
+  });
+
+  it('a new input set supersedes: an undelivered job stops, the new one names the delivered predecessor', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const a = (await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0)).job;
+    await s.claimJob('run', 'w', 10_000, { now: 0 });
+    await s.finishRun(a.id, 'w', [], { json: '{}', studyScore: 0, priority: 'negative' }, 1);
+    await s.claimJob('deliver', 'w', 10_000, { now: 2 });
+    await s.markDelivered(a.id, 'w', {}, 3);
+    const b = (await s.upsertJob('ST1', 'd', 'k2', inputs(['1', '2']), 4)).job;
+    expect(b).toMatchObject({ predecessor_job_id: a.id, sr_instance_number: 2 });
+    const c = (await s.upsertJob('ST1', 'd', 'k3', inputs(['1', '2', '3']), 5)).job;
+    expect(c).toMatchObject({ predecessor_job_id: a.id, sr_instance_number: 3 });
+    expect(await s.getJob(b.id)).toMatchObject({ state: 'superseded', superseded_by: c.id });
+    expect(await s.getJob(a.id)).toMatchObject({ state: 'delivered', superseded_by: b.id });
+  });
+
+  it('cancels a queued job and refuses to cancel a delivered one', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const { job } = await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0);
+    expect((await s.cancelJob(job.id, 'op')).state).toBe('cancelled');
+    await expect(s.cancelJob(999, 'op')).rejects.toMatchObject({ code: 'RN_JOB_NOT_FOUND' });
+  });
+});
+
+describe('backoffMs', () => {
+  it('doubles from the base, caps at the maximum, and jitters within half of it', () => {
+    expect(backoffMs(1000, 60_000, 1, () => 1)).toBe(1000);
+    expect(backoffMs(1000, 60_000, 4, () => 1)).toBe(8000);
+    expect(backoffMs(1000, 60_000, 20, () => 1)).toBe(60_000);
+    expect(backoffMs(1000, 60_000, 4, () => 0)).toBe(4000);
+  });
+});
