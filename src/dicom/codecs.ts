@@ -136,7 +136,7 @@ export function jpegLosslessDecode(encoded: Uint8Array, bitsAllocated: number, o
     const d = new JpegLosslessDecoder();
     const bytesPerSample = bitsAllocated <= 8 ? 1 : 2;
     const copy = options.padBeforeEoi === false ? encoded.slice() : padBeforeEoi(encoded);
-    const out = d.decode(copy.buffer, 0, copy.byteLength, bytesPerSample);
+    const out = d.decode(copy.buffer as ArrayBuffer, 0, copy.byteLength, bytesPerSample);
     const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     const frame = d.frame;
     return { bytes, width: frame.dimX, height: frame.dimY, bitsPerSample: frame.precision, componentCount: frame.numComp };
