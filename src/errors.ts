@@ -10,8 +10,8 @@ export const ERROR_TABLE = {
   RN_NOT_FOUND: { httpStatus: 404, retryable: false, exitCode: 1, description: 'No such route or resource' },
   RN_USAGE: { httpStatus: 400, retryable: false, exitCode: 2, description: 'Bad command-line usage' },
   // authentication
-  RN_AUTH_REQUIRED: { httpStatus: 401, retryable: false, exitCode: 1, description: 'Credentials are missing' },
-  RN_AUTH_FORBIDDEN: { httpStatus: 403, retryable: false, exitCode: 1, description: 'Credentials are wrong or lack the role' },
+  RN_AUTH_REQUIRED: { httpStatus: 401, retryable: false, exitCode: 1, description: 'Credentials are missing or not valid' },
+  RN_AUTH_FORBIDDEN: { httpStatus: 403, retryable: false, exitCode: 1, description: 'The credentials are valid but lack the role this route needs' },
   // DICOM parsing
   RN_DICOM_MALFORMED: { httpStatus: 400, retryable: false, exitCode: 1, description: 'Not a readable DICOM Part 10 object' },
   RN_DICOM_MISSING_ATTRIBUTE: { httpStatus: 400, retryable: false, exitCode: 1, description: 'A required DICOM attribute is missing' },
