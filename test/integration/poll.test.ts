@@ -261,7 +261,7 @@ describe('pollOrthancChanges', () => {
   it('a StableStudy lost in an Orthanc kill -9 is made up for once the study reports stable', async () => {
     // orthanc.md: a pending StableStudy is lost when Orthanc stops before StableAge expires; after the restart the
     // study says IsStable and no StableStudy ever comes.
-    const o = await orthancFor({ stableAgeSec: 5 });
+    const o = await orthancFor({ stableAgeSec: 10 }); // the upload, one poll and the kill fit well inside it
     const pacs = pacsOf(o);
     const study = newUid();
     const mr = await series(o, MR_SMALL, study, 2);
