@@ -116,6 +116,12 @@ const section = (o: Obj, k: string): Obj => {
   if (!isObj(v)) throw invalid(k, v, 'expected a mapping');
   return v;
 };
+/** A misspelt key would otherwise be dropped silently and its default used (a typo in poll.enabled turns the
+ * reconciliation poll off without a word), so keys a section does not know are rejected like unknown sections. */
+function onlyKnown(o: Obj, path: string, known: readonly string[]): void {
+  for (const k of Object.keys(o)) if (!known.includes(k)) throw invalid(`${path}.${k}`, o[k], `unknown key (known: ${known.join(', ')})`);
+}
+const defaultKeys = (name: keyof RadnodeConfig, extra: string[] = []): string[] => [...Object.keys(DEFAULT_CONFIG[name] ?? {}), ...extra];
 const ROLES: readonly Role[] = ['ingest', 'reader', 'operator'];
 function roles(o: Obj, path: string): Role[] {
   const list = strList(o, 'roles', path);
@@ -179,11 +185,13 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   for (const k of Object.keys(raw)) if (!known.includes(k)) throw invalid(k, raw[k], `unknown section (known: ${known.join(', ')})`);
 
   const s = section(raw, 'server');
+  onlyKnown(s, 'server', defaultKeys('server'));
   const usersRaw = s.users ?? [];
   if (!Array.isArray(usersRaw)) throw invalid('server.users', usersRaw, 'expected a list');
   const users = usersRaw.map((u, i) => {
     const path = `server.users[${i}]`;
     if (!isObj(u)) throw invalid(path, u, 'expected { username, password, roles }');
+    onlyKnown(u, path, ['username', 'password', 'roles']);
     const password = resolveSecret(`${path}.password`, u.password, env);
     if (typeof password !== 'string' || password === '') throw invalid(`${path}.password`, '[secret]', 'expected a non-empty password');
     return { username: str(u, 'username', path, { nonEmpty: true })!, password, roles: roles(u, path) };
@@ -193,6 +201,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   const bearerTokens = tokensRaw.map((t, i) => {
     const path = `server.bearerTokens[${i}]`;
     if (!isObj(t)) throw invalid(path, t, 'expected { token, roles }');
+    onlyKnown(t, path, ['token', 'roles']);
     const token = resolveSecret(`${path}.token`, t.token, env);
     if (typeof token !== 'string' || token.length < 16) throw invalid(`${path}.token`, '[secret]', 'expected a token of at least 16 characters');
     return { token, roles: roles(t, path) };
@@ -202,30 +211,38 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     throw invalid('server.host', host, 'without server.users or server.bearerTokens radnode listens on 127.0.0.1 only');
 
   const d = section(raw, 'data');
+  onlyKnown(d, 'data', defaultKeys('data'));
   const n = section(raw, 'node');
+  onlyKnown(n, 'node', defaultKeys('node', ['institutionName']));
   const uidRoot = str(n, 'uidRoot', 'node', { nonEmpty: true })!;
   if (!isValidUidRoot(uidRoot)) throw invalid('node.uidRoot', uidRoot, 'expected a dotted-decimal UID root of at most 32 characters');
   const w = section(raw, 'workflow');
+  onlyKnown(w, 'workflow', defaultKeys('workflow'));
   const r = section(raw, 'routing');
+  onlyKnown(r, 'routing', defaultKeys('routing'));
   if (!Array.isArray(r.rules)) throw invalid('routing.rules', r.rules, 'expected a list of { detector, match }');
   const rules = r.rules.map((rule: unknown, i: number) => {
     const path = `routing.rules[${i}]`;
     if (!isObj(rule)) throw invalid(path, rule, 'expected { detector, match }');
+    onlyKnown(rule, path, ['detector', 'match']);
     return { detector: str(rule, 'detector', path, { nonEmpty: true })!, match: validateMatch(rule.match, `${path}.match`) };
   });
 
   let pacs: RadnodeConfig['pacs'] = null;
   if (raw.pacs !== null && raw.pacs !== undefined) {
     const p = section(raw, 'pacs');
+    onlyKnown(p, 'pacs', ['kind', 'url', 'orthancUrl', 'username', 'password', 'token', 'timeoutMs']);
     const kind = p.kind === undefined ? 'dicomweb' : oneOf(p, 'kind', 'pacs', ['dicomweb', 'orthanc'] as const);
     const url = httpUrl('pacs.url', p.url);
     const orthancUrl = p.orthancUrl !== undefined ? httpUrl('pacs.orthancUrl', p.orthancUrl) : kind === 'orthanc' ? url.replace(/\/dicom-web$/, '') : undefined;
     pacs = { kind, url, orthancUrl, auth: validateAuth(p, env), timeoutMs: p.timeoutMs === undefined ? 30_000 : num(p, 'timeoutMs', 'pacs', 100, 600_000) };
   }
   const dl = section(raw, 'delivery');
+  onlyKnown(dl, 'delivery', defaultKeys('delivery'));
   const mode = oneOf(dl, 'mode', 'delivery', ['pacs', 'folder', 'shadow'] as const);
   if (mode === 'pacs' && !pacs) throw invalid('delivery.mode', mode, 'mode pacs needs a pacs section (pacs.url)');
   const pl = section(raw, 'poll');
+  onlyKnown(pl, 'poll', defaultKeys('poll'));
   const pollEnabled = bool(pl, 'enabled', 'poll');
   const pollSource = oneOf(pl, 'source', 'poll', ['qido', 'orthanc-changes'] as const);
   if (pollEnabled && !pacs) throw invalid('poll.enabled', true, 'polling needs a pacs section (pacs.url)');
@@ -234,7 +251,9 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   const fields = schedule.trim().split(/\s+/).length;
   if (fields < 5 || fields > 6) throw invalid('poll.schedule', schedule, 'expected a cron expression of 5 or 6 fields');
   const det = section(raw, 'detectors');
+  onlyKnown(det, 'detectors', defaultKeys('detectors'));
   const lg = section(raw, 'logging');
+  onlyKnown(lg, 'logging', defaultKeys('logging'));
 
   return {
     server: { host, port: num(s, 'port', 'server', 0, 65535), maxStowBytes: num(s, 'maxStowBytes', 'server', 1024), users, bearerTokens },
