@@ -64,7 +64,21 @@ export function copyPatientAndStudy(from: DicomDataset, studyInstanceUID: string
   const out: DicomDataset = { StudyInstanceUID: studyInstanceUID };
   for (const k of PATIENT_STUDY_TYPE2) out[k] = from[k] ?? '';
   for (const k of PATIENT_STUDY_OPTIONAL) if (from[k] !== undefined && from[k] !== '') out[k] = from[k];
+  // Vendors write placeholder dates such as 00000000 (fo-dicom GH133); copying one would make radnode's own object
+  // fail dciodvfy. An invalid Type 2 date or time becomes empty, which PS3.5 allows.
+  for (const k of ['PatientBirthDate', 'StudyDate']) if (typeof out[k] === 'string' && !isValidDA(out[k])) out[k] = '';
+  for (const k of ['PatientBirthTime', 'StudyTime']) if (typeof out[k] === 'string' && !/^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?\s*$/.test(out[k])) out[k] = '';
   return out;
+}
+
+/** PS3.5 §6.2 DA: YYYYMMDD with a real month and day (empty is allowed for Type 2). */
+export function isValidDA(v: string): boolean {
+  if (v === '') return true;
+  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(v.trim());
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  return y > 0 && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
 }
 
 export function deviceUid(node: NodeIdentity, detector: DetectorIdentity): string {

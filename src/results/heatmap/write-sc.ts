@@ -92,8 +92,8 @@ export function writeHeatmapSc(result: DetectorResult, frames: ScFrame[], index:
     SeriesInstanceUID: seriesInstanceUID,
     SeriesNumber: seriesNumbers(result.detector.id).heatmap,
     SeriesDescription: lo(`radnode ${result.detector.id} AI heatmap \u2014 not for diagnosis`),
-    // Type 2C in General Series; dciodvfy cannot evaluate the paired-body-part condition, so always present.
-    Laterality: first.Laterality ?? '',
+    // Type 2C in General Series: required unless Image Laterality is sent (then it must be absent, as dciodvfy checks).
+    ...(first.ImageLaterality === undefined ? { Laterality: first.Laterality ?? '' } : {}),
     ...generalEquipment(ctx.node),
     // SC Equipment (PS3.3 §C.8.6.1): WSD = workstation
     ConversionType: 'WSD',

@@ -78,3 +78,10 @@ export function finding(n: number, place: Finding['place'], over: Partial<Findin
 export function place2D(sopInstanceUID: string, shape: Place2D['shape'], points: [number, number][]): Place2D {
   return { sopInstanceUID, shape, points };
 }
+
+/** A Gaussian blob heatmap (values 0..1) at a given place of a width×height grid. */
+export function blob(width: number, height: number, cx: number, cy: number, sigma: number): Float32Array {
+  const v = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) v[y * width + x] = Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma * sigma));
+  return v;
+}
