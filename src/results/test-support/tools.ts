@@ -31,13 +31,3 @@ export function dcmdump(bytes: Uint8Array, ...args: string[]): string {
   return r.stdout;
 }
 
-/**
- * An uncompressed copy of a compressed source, made by dcmtk's dcmdjpeg in a temp folder (never in the repo): the
- * heatmap's pixel adapter decodes native pixel data only until src/dicom's decoders are wired in.
- */
-export function decompressedCopy(path: string, name: string): string {
-  const out = join(scratch, name);
-  const r = spawnSync('dcmdjpeg', [path, out], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`dcmdjpeg failed on ${path}: ${r.stderr}`);
-  return out;
-}
