@@ -153,6 +153,8 @@ export interface JpegStreamInfo {
   componentIds: number[];
   hasJfif: boolean;
   adobeTransform?: number;
+  /** SOS Ss: the predictor of a lossless (SOF3) stream (ITU T.81 H.1.2.1). */
+  predictor?: number;
   /** Byte offsets of the component ids in the SOF and SOS segments, to relabel components. */
   idOffsets: number[];
 }
@@ -185,6 +187,7 @@ export function jpegStreamInfo(b: Uint8Array): JpegStreamInfo | undefined {
     if (marker === 0xda) {
       const n = b[pos + 4];
       for (let i = 0; i < n; i++) info.idOffsets.push(pos + 5 + i * 2);
+      info.predictor = b[pos + 5 + n * 2];
       return info;
     }
     pos += 2 + len;

@@ -240,6 +240,15 @@ async function decodeEncapsulatedFrame(instance: DicomInstance, img: ImageAttrib
     }
     case 'jpeg-lossless': {
       const c = jpegLosslessDecode(encoded, BitsAllocated);
+      const info = jpegStreamInfo(encoded);
+      if (info?.predictor === 6 && info.precision === 16 && looksWrapped(c.bytes, SamplesPerPixel)) {
+        throw decodeFailed(
+          'JPEG lossless predictor 6 at 16 bits decodes to wrapped values: the known encoder overflow bug ' +
+            '(pylibjpeg-data JPEGLossless_1s_1f_i_16_16_bad). Only a decoder with the predictor-6 workaround ' +
+            '(dcmtk dcmdjpeg +w6) recovers it; ask the PACS for another transfer syntax.',
+          { predictor6Overflow: true },
+        );
+      }
       return expectFrame(c, pi);
     }
     case 'jpeg-ls': {
@@ -259,6 +268,21 @@ async function decodeEncapsulatedFrame(instance: DicomInstance, img: ImageAttrib
         details: { transferSyntaxUID: ts.uid, transferSyntaxName: ts.name },
       });
   }
+}
+
+/**
+ * A 16-bit predictor-6 stream from the buggy encoder decodes, in every standard decoder, to values that jump by
+ * about 2^16 between neighbours (9% of neighbouring pairs in the pylibjpeg-data trap file, none in a correct
+ * stream): more than 0.5% of pairs differing by over 2^15 (read as signed) is taken for that corruption.
+ */
+function looksWrapped(bytes: Uint8Array, samplesPerPixel: number): boolean {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes.length >> 1;
+  let jumps = 0;
+  for (let i = samplesPerPixel; i < n; i++) {
+    if (Math.abs(dv.getInt16(i * 2, true) - dv.getInt16((i - samplesPerPixel) * 2, true)) > 32768) jumps++;
+  }
+  return jumps > n * 0.005;
 }
 
 function typedContainer(bitsAllocated: number, signed: boolean, n: number, float: boolean): PixelArray {

@@ -275,10 +275,14 @@ function edgeMeans(display: Float32Array, rows: number, columns: number): { left
  * increasing column and row index; the anterior (nipple) direction must point right, so the chest wall lies at
  * column 0. Without Patient Orientation the side with tissue at the image edge is taken for the chest wall.
  */
-export function mammographyOrientation(instance: DicomInstance, display?: { data: Float32Array; rows: number; columns: number }): MammoOrientation {
+export function mammographyOrientation(
+  instance: DicomInstance,
+  display?: { data: Float32Array; rows: number; columns: number },
+  options: { usePatientOrientation?: boolean } = {},
+): MammoOrientation {
   const lat = laterality(instance);
   const view = mammoView(instance);
-  const po = instance.header.strings('PatientOrientation').map((s) => s.toUpperCase());
+  const po = options.usePatientOrientation === false ? [] : instance.header.strings('PatientOrientation').map((s) => s.toUpperCase());
   const isAp = (s: string): boolean => s.includes('A') || s.includes('P');
   if (po.length === 2 && (isAp(po[0]) || isAp(po[1]))) {
     const transpose = !isAp(po[0]) && isAp(po[1]);
