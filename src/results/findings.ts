@@ -5,11 +5,16 @@
 export type CodingScheme = 'SCT' | 'DCM' | 'RADLEX' | 'LN' | 'UCUM' | '99RADNODE';
 export type Code = { scheme: CodingScheme; value: string; meaning: string };
 
-/** A region on one image, in image pixel coordinates (column, row), DICOM SCOORD convention. */
+/**
+ * A region on one image, in image pixel coordinates (column, row), DICOM SCOORD convention. Points per shape:
+ * point 1; polyline ≥ 2; ellipse 4 (major axis end points, then minor axis end points); box 2 (top-left and
+ * bottom-right corners); bidirectional 4 (long axis end points, then short axis end points, as OHIF's Bidirectional
+ * tool draws a nodule).
+ */
 export type Place2D = {
   sopInstanceUID: string;
   frame?: number;
-  shape: 'point' | 'polyline' | 'ellipse' | 'box';
+  shape: 'point' | 'polyline' | 'ellipse' | 'box' | 'bidirectional';
   points: [number, number][];
 };
 /** A point in the patient (LPS, mm) with the key image where a reader should look. */

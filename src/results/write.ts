@@ -4,13 +4,13 @@
  * mammogram, one multi-frame SC of key slices per CT/MR series).
  */
 import { RadnodeError } from '../errors.ts';
-import { num, str } from './dicom-io.ts';
-import type { DetectorResult } from './findings.ts';
+import { num, nums, str } from './dicom-io.ts';
+import { isPlace3D, type DetectorResult } from './findings.ts';
 import { writeHeatmapSc, placesOn, type ScFrame } from './heatmap/write-sc.ts';
 import { readSourceHeader, type SourceHeader } from './modules.ts';
 import type { ResultObject, ResultWriter, SourceInstance, WriteContext } from './objects.ts';
 import { loadSourceImage } from './source-pixels.ts';
-import { writeSr } from './sr/write-sr.ts';
+import { writeSr, type SpacingBySop } from './sr/write-sr.ts';
 
 /** Cross-sectional modalities whose series become one multi-frame SC of key slices. */
 const VOLUME_MODALITIES = new Set(['CT', 'MR', 'PT']);
@@ -54,11 +54,27 @@ export async function writeHeatmaps(result: DetectorResult, sources: SourceInsta
   return out;
 }
 
+/** Pixel spacing of the images that carry a bidirectional finding (its axes are written in mm). */
+async function spacingOfBidirectionalKeys(result: DetectorResult, sources: SourceInstance[]): Promise<SpacingBySop> {
+  const out: SpacingBySop = new Map();
+  for (const f of result.findings) {
+    const key = f.place ? (isPlace3D(f.place) ? f.place.keyImage : f.place) : undefined;
+    if (key?.shape !== 'bidirectional' || out.has(key.sopInstanceUID)) continue;
+    const source = sources.find((s) => s.sopInstanceUID === key.sopInstanceUID);
+    if (!source) continue; // the SR writer reports the unresolvable reference
+    const h = (await readSourceHeader(source)).dataset;
+    // PS3.3 §10.7.1.3: PixelSpacing is in the patient; projection radiographs may carry only ImagerPixelSpacing.
+    const [rowMm, columnMm] = nums(h, 'PixelSpacing').length === 2 ? nums(h, 'PixelSpacing') : nums(h, 'ImagerPixelSpacing');
+    if (rowMm > 0 && columnMm > 0) out.set(key.sopInstanceUID, { rowMm, columnMm });
+  }
+  return out;
+}
+
 export const writeResultObjects: ResultWriter = async (result, sources, ctx): Promise<ResultObject[]> => {
   if (sources.length === 0) {
     throw new RadnodeError('RN_RESULT_INVALID', 'a result needs at least one source instance', { details: { studyInstanceUID: result.studyInstanceUID } });
   }
   const first = await readSourceHeader(sources[0]);
-  const sr = writeSr(result, sources, first, ctx);
+  const sr = writeSr(result, sources, first, ctx, await spacingOfBidirectionalKeys(result, sources));
   return [sr, ...(await writeHeatmaps(result, sources, ctx))];
 };

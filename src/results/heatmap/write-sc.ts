@@ -60,6 +60,9 @@ export function renderFrame(result: DetectorResult, source: SourceInstance, imag
     else if (p.shape === 'box') {
       const d = boxToPolyline(pts);
       drawPolyline(rgb, Array.from({ length: 5 }, (_, i): [number, number] => [d[2 * i], d[2 * i + 1]]), OUTLINE, thickness);
+    } else if (p.shape === 'bidirectional') {
+      drawPolyline(rgb, pts.slice(0, 2), OUTLINE, thickness);
+      drawPolyline(rgb, pts.slice(2, 4), OUTLINE, thickness);
     } else drawPolyline(rgb, pts, OUTLINE, thickness);
   }
   drawLabel(rgb, labelLines(result));

@@ -53,6 +53,9 @@ export const DCM = {
 export const SCT = {
   /** TID 1419 row 1; OHIF reads SCT 363698007 as the finding site (getSopClassHandlerModule.ts). */
   FindingSite: sct('363698007', 'Finding Site'),
+  /** The two axes of a bidirectional measurement; cornerstone adapters' Bidirectional.ts finds them by CodeMeaning. */
+  LongAxis: sct('103339001', 'Long Axis'),
+  ShortAxis: sct('103340004', 'Short Axis'),
 } as const;
 
 /** CID 5000 Languages, via TID 1204. */

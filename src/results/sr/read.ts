@@ -64,8 +64,17 @@ function readGroup(g: ContainerItem): Finding {
   if (finding?.valueType !== 'CODE') throw invalid('a measurement group lacks its Finding', { trackingUid: trackingUid.uid });
   if (probability?.valueType !== 'NUM') throw invalid('a measurement group lacks its probability', { trackingUid: trackingUid.uid });
   const site = child(items, SCT.FindingSite);
+  // A bidirectional finding's axes are NUMs inferred from two-point SCOORDs: they are its place, not measurements.
+  const axis = (c: CodedConcept) => {
+    const n = child(items, c);
+    const s = n?.valueType === 'NUM' ? n.children?.find((k): k is ScoordItem => k.valueType === 'SCOORD' && k.data.length === 4) : undefined;
+    return n && s ? { num: n, scoord: s } : undefined;
+  };
+  const longAxis = axis(SCT.LongAxis);
+  const shortAxis = axis(SCT.ShortAxis);
+  const axes = longAxis && shortAxis ? [longAxis.num, shortAxis.num] : [];
   const measurements: Measurement[] = items
-    .filter((i) => i.valueType === 'NUM' && i !== probability)
+    .filter((i) => i.valueType === 'NUM' && i !== probability && !axes.includes(i))
     .map((i) => (i.valueType === 'NUM' ? { concept: toCode(i.concept), value: i.value, unit: i.unit.value } : (undefined as never)));
   const evaluations: Evaluation[] = items
     .filter((i) => i.valueType === 'CODE' && i.relationship === 'CONTAINS' && i !== finding)
@@ -81,6 +90,11 @@ function readGroup(g: ContainerItem): Finding {
   if (site?.valueType === 'CODE') out.site = toCode(site.code);
   if (region) {
     const key = place2D(region);
+    if (longAxis && shortAxis) {
+      const [a, b, c, d] = [...longAxis.scoord.data, ...shortAxis.scoord.data].reduce<number[][]>((acc, v, i) => (i % 2 ? acc[acc.length - 1].push(v) : acc.push([v]), acc), []);
+      key.shape = 'bidirectional';
+      key.points = [a, b, c, d].map(([x, y]): [number, number] => [x, y]);
+    }
     out.place =
       center?.valueType === 'SCOORD3D'
         ? { frameOfReferenceUID: center.frameOfReferenceUID, point: [center.data[0], center.data[1], center.data[2]], keyImage: key }

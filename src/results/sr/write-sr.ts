@@ -22,10 +22,10 @@ import {
 } from '../modules.ts';
 import type { ResultObject, SourceInstance, TrackingIdentifierStyle, WriteContext } from '../objects.ts';
 import { deriveUid } from '../uids.ts';
-import { DCM, procedureForModality, RADNODE, UCUM, ucumUnit } from './codes.ts';
-import type { CodeItem, ContainerItem, ContentItem, ImageItem } from './content-items.ts';
+import { DCM, procedureForModality, RADNODE, SCT, UCUM, ucumUnit } from './codes.ts';
+import type { CodeItem, ContainerItem, ContentItem, ImageItem, NumItem } from './content-items.ts';
 import { encodeDocumentContent } from './encode.ts';
-import { imageReference, scoord3DPoint, scoordRegion } from './templates/geometry.ts';
+import { axisLengthMm, imageReference, inferredFrom, scoord3DPoint, scoordRegion } from './templates/geometry.ts';
 import type { MeasurementGroupInput } from './templates/group-common.ts';
 import { tid1410PlanarRoiGroup } from './templates/tid1410.ts';
 import { tid1500MeasurementReport } from './templates/tid1500.ts';
@@ -51,8 +51,13 @@ export function cornerstoneToolFor(place: Place2D): string {
       return 'RectangleROI';
     case 'polyline':
       return place.points.length === 2 ? 'Length' : 'PlanarFreehandROI';
+    case 'bidirectional':
+      return 'Bidirectional';
   }
 }
+
+/** Pixel spacing of a source image in mm (PS3.3 §10.7.1.3: row spacing first), keyed by SOP Instance UID. */
+export type SpacingBySop = Map<string, { rowMm: number; columnMm: number }>;
 
 function sourceFor(sources: SourceInstance[], sopInstanceUID: string): SourceInstance {
   const s = sources.find((x) => x.sopInstanceUID === sopInstanceUID);
@@ -69,32 +74,48 @@ function imageOf(sources: SourceInstance[], place: Place2D): ImageItem {
   return imageReference(s.sopClassUID, s.sopInstanceUID, place.frame);
 }
 
-function findingGroup(f: Finding, sources: SourceInstance[], algorithm: AlgorithmIdentification, style: TrackingIdentifierStyle): ContainerItem {
+function findingGroup(
+  f: Finding,
+  sources: SourceInstance[],
+  algorithm: AlgorithmIdentification,
+  style: TrackingIdentifierStyle,
+  spacing: SpacingBySop,
+): ContainerItem {
   const key = f.place ? (isPlace3D(f.place) ? f.place.keyImage : f.place) : undefined;
   const useTool = style === 'cornerstone3D' && key !== undefined;
+  const region = key ? scoordRegion(DCM.ImageRegion, key.shape, key.points, imageOf(sources, key)) : undefined;
+  const probability = tid300Measurement(DCM.CertaintyOfFinding, f.probability, UCUM.probability);
+  // OHIF's hydration takes the group's FIRST NUM and needs a SCOORD inferred from it (cornerstone adapters
+  // MeasurementReport.getSetupMeasurementData): the axes of a bidirectional finding, else the probability.
+  const geometryNums: NumItem[] = [];
+  if (key?.shape === 'bidirectional' && region) {
+    const s = spacing.get(key.sopInstanceUID);
+    if (!s) throw new RadnodeError('RN_RESULT_INVALID', 'a bidirectional finding needs the pixel spacing of its image', { details: { sopInstanceUID: key.sopInstanceUID } });
+    const image = imageOf(sources, key);
+    const [a, b, c, d] = key.points;
+    geometryNums.push(
+      tid300Measurement(SCT.LongAxis, axisLengthMm(a, b, s), UCUM.mm, [inferredFrom(scoordRegion(DCM.ImageRegion, 'polyline', [a, b], image))]),
+      tid300Measurement(SCT.ShortAxis, axisLengthMm(c, d, s), UCUM.mm, [inferredFrom(scoordRegion(DCM.ImageRegion, 'polyline', [c, d], image))]),
+    );
+  } else if (useTool && region) {
+    probability.children = [inferredFrom(region)];
+  }
   const g: MeasurementGroupInput = {
     trackingIdentifier: useTool ? `${CORNERSTONE3D_TAG}:${cornerstoneToolFor(key)}` : f.trackingId,
     trackingUniqueIdentifier: f.trackingUid,
     finding: f.concept,
     findingSite: f.site,
     algorithm,
-    measurements: [
-      tid300Measurement(DCM.CertaintyOfFinding, f.probability, UCUM.probability),
-      ...(f.measurements ?? []).map((m) => tid300Measurement(m.concept, m.value, ucumUnit(m.unit))),
-    ],
+    measurements: [...geometryNums, probability, ...(f.measurements ?? []).map((m) => tid300Measurement(m.concept, m.value, ucumUnit(m.unit)))],
     evaluations: f.evaluations ?? [],
     extra: useTool ? [{ valueType: 'TEXT', relationship: 'CONTAINS', concept: RADNODE.DetectorTrackingId, text: f.trackingId }] : [],
   };
-  if (!f.place) return tid1501MeasurementGroup(g);
-  if (isPlace3D(f.place)) {
-    const k = f.place.keyImage;
-    return tid1410PlanarRoiGroup({
-      ...g,
-      region: scoordRegion(DCM.ImageRegion, k.shape, k.points, imageOf(sources, k)),
-      center3D: scoord3DPoint(DCM.Center, f.place.point, f.place.frameOfReferenceUID),
-    });
-  }
-  return tid1410PlanarRoiGroup({ ...g, region: scoordRegion(DCM.ImageRegion, f.place.shape, f.place.points, imageOf(sources, f.place)) });
+  if (!f.place || !region) return tid1501MeasurementGroup(g);
+  return tid1410PlanarRoiGroup({
+    ...g,
+    region,
+    ...(isPlace3D(f.place) ? { center3D: scoord3DPoint(DCM.Center, f.place.point, f.place.frameOfReferenceUID) } : {}),
+  });
 }
 
 function evidence(sources: SourceInstance[], studyInstanceUID: string): DicomDataset[] {
@@ -111,7 +132,13 @@ function evidence(sources: SourceInstance[], studyInstanceUID: string): DicomDat
   ];
 }
 
-export function buildSrContent(result: DetectorResult, sources: SourceInstance[], ctx: WriteContext, modality: string | undefined): ContainerItem {
+export function buildSrContent(
+  result: DetectorResult,
+  sources: SourceInstance[],
+  ctx: WriteContext,
+  modality: string | undefined,
+  spacing: SpacingBySop = new Map(),
+): ContainerItem {
   const { detector } = result;
   const style = ctx.srOptions?.trackingIdentifierStyle ?? 'detector';
   const algorithm: AlgorithmIdentification = {
@@ -132,16 +159,22 @@ export function buildSrContent(result: DetectorResult, sources: SourceInstance[]
     observer: { uid: deviceUid(ctx.node, detector), name: detector.id, manufacturer: ctx.node.manufacturer, modelName: `${detector.id} ${detector.version}` },
     procedureReported: [procedureForModality(modality)],
     imageLibrary: sources.map((s) => ({ ...imageReference(s.sopClassUID, s.sopInstanceUID), relationship: 'CONTAINS' })),
-    measurementGroups: [studyGroup, ...result.findings.map((f) => findingGroup(f, sources, algorithm, style))],
+    measurementGroups: [studyGroup, ...result.findings.map((f) => findingGroup(f, sources, algorithm, style, spacing))],
     qualitativeEvaluations: [priority],
   });
 }
 
-export function writeSr(result: DetectorResult, sources: SourceInstance[], first: SourceHeader, ctx: WriteContext): ResultObject {
+export function writeSr(
+  result: DetectorResult,
+  sources: SourceInstance[],
+  first: SourceHeader,
+  ctx: WriteContext,
+  spacing: SpacingBySop = new Map(),
+): ResultObject {
   const { date, time } = dicomDateTime(ctx.contentDateTime);
   const sopInstanceUID = objectUid(ctx.node, ctx.inputKey, 'sr', 0);
   const seriesInstanceUID = srSeriesUid(ctx.node, result.studyInstanceUID, result.detector.id);
-  const content: ContentItem = buildSrContent(result, sources, ctx, typeof first.dataset.Modality === 'string' ? first.dataset.Modality : undefined);
+  const content: ContentItem = buildSrContent(result, sources, ctx, typeof first.dataset.Modality === 'string' ? first.dataset.Modality : undefined, spacing);
   const dataset: DicomDataset = {
     ...sopCommon(ctx, SOP_CLASS.comprehensive3DSR, sopInstanceUID),
     ...copyPatientAndStudy(first.dataset, result.studyInstanceUID),

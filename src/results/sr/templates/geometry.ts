@@ -9,13 +9,14 @@ import type { CodedConcept } from '../codes.ts';
 import type { GraphicType2D, ImageItem, Scoord3DItem, ScoordItem } from '../content-items.ts';
 import { checkFinite, checkUid } from './checks.ts';
 
-export type RegionShape = 'point' | 'polyline' | 'ellipse' | 'box';
+export type RegionShape = 'point' | 'polyline' | 'ellipse' | 'box' | 'bidirectional';
 
 const POINTS_REQUIRED: Record<RegionShape, (n: number) => boolean> = {
   point: (n) => n === 1,
   polyline: (n) => n >= 2,
   ellipse: (n) => n === 4, // PS3.3 §C.18.6.1.2: major axis end points, then minor axis end points
   box: (n) => n === 2, // radnode's box: top-left and bottom-right corners
+  bidirectional: (n) => n === 4, // long axis end points, then short axis end points
 };
 
 export function boxToPolyline([[x0, y0], [x1, y1]]: [number, number][]): number[] {
@@ -47,7 +48,8 @@ export function scoordRegion(
   }
   points.flat().forEach((v, i) => checkFinite(v, `place.points[${i >> 1}]`));
   const graphicType: GraphicType2D = shape === 'point' ? 'POINT' : shape === 'ellipse' ? 'ELLIPSE' : 'POLYLINE';
-  const data = shape === 'box' ? boxToPolyline(points) : points.flat();
+  // A bidirectional finding's region is its long axis; both axes are also written as TID 300 NUMs (axisMeasurement).
+  const data = shape === 'box' ? boxToPolyline(points) : shape === 'bidirectional' ? points.slice(0, 2).flat() : points.flat();
   return { valueType: 'SCOORD', relationship: 'CONTAINS', concept, graphicType, data, children: [image] };
 }
 
@@ -55,4 +57,17 @@ export function scoord3DPoint(concept: CodedConcept, point: [number, number, num
   checkUid(frameOfReferenceUID, 'place.frameOfReferenceUID');
   point.forEach((v, i) => checkFinite(v, `place.point[${i}]`));
   return { valueType: 'SCOORD3D', relationship: 'CONTAINS', concept, graphicType: 'POINT', data: [...point], frameOfReferenceUID };
+}
+
+/**
+ * One axis of a bidirectional measurement as TID 300 writes it: a NUM in mm INFERRED FROM a two-point SCOORD
+ * POLYLINE on the image, the shape dcmjs's TID300 Bidirectional produces and OHIF hydrates
+ * (cornerstone adapters Cornerstone3D/Bidirectional.ts, MeasurementReport.getSetupMeasurementData).
+ */
+export function axisLengthMm(a: [number, number], b: [number, number], spacing: { rowMm: number; columnMm: number }): number {
+  return Math.hypot((b[0] - a[0]) * spacing.columnMm, (b[1] - a[1]) * spacing.rowMm);
+}
+
+export function inferredFrom(region: ScoordItem): ScoordItem {
+  return { ...region, relationship: 'INFERRED FROM' };
 }
