@@ -117,7 +117,7 @@ describe('OHIF display and hydration rules on radnode SRs', () => {
     expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
     expect(readFindings(sr.bytes).findings).toEqual([nodule]);
     const { measurements } = ohifLoad(readPart10(sr.bytes).dataset);
-    const m = measurements[1];
+    const m = measurements[0];
     expect(m.TrackingIdentifier).toBe('cornerstone3DTools@^0.1.0:Bidirectional');
     // The 2D key-image SCOORD is the first graphic item; the SCOORD3D comes second (OHIF issue 5081).
     expect(m.graphic?.ValueType).toBe('SCOORD');

@@ -159,7 +159,9 @@ export function buildSrContent(
     observer: { uid: deviceUid(ctx.node, detector), name: detector.id, manufacturer: ctx.node.manufacturer, modelName: `${detector.id} ${detector.version}` },
     procedureReported: [procedureForModality(modality)],
     imageLibrary: sources.map((s) => ({ ...imageReference(s.sopClassUID, s.sopInstanceUID), relationship: 'CONTAINS' })),
-    measurementGroups: [studyGroup, ...result.findings.map((f) => findingGroup(f, sources, algorithm, style, spacing))],
+    // Findings first, the study-level TID 1501 group last. (pixelmed 20220618 judges the TID 1501 group against
+    // TID 1410 when the report holds exactly one TID 1410 group, in either order: a validator quirk, see validate.test.ts.)
+    measurementGroups: [...result.findings.map((f) => findingGroup(f, sources, algorithm, style, spacing)), studyGroup],
     qualitativeEvaluations: [priority],
   });
 }
