@@ -30,9 +30,9 @@ function obj(v: Json | undefined, what: string): JsonObj {
 const shipped = (): JsonObj => obj(JSON.parse(readFileSync(CONFIG_PATH, 'utf8')) as Json, 'orthanc.json');
 
 // The shipped config reads these through Orthanc's ${NAME} substitution; the test plays the site's environment.
-const SECRETS = { ORTHANC_RADNODE_PASSWORD: 'radnode-in-orthanc-1', RADNODE_PUSH_PASSWORD: 'orthanc-to-radnode-2' };
+const SECRETS = { RADNODE_ORTHANC_PASSWORD: 'radnode-in-orthanc-1', RADNODE_PUSH_PASSWORD: 'orthanc-to-radnode-2' };
 const basic = (user: string, password: string) => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
-const RADNODE_AUTH = basic('radnode', SECRETS.ORTHANC_RADNODE_PASSWORD);
+const RADNODE_AUTH = basic('radnode', SECRETS.RADNODE_ORTHANC_PASSWORD);
 
 describe('deploy/orthanc/orthanc.json as a file', () => {
   const cfg = shipped();
@@ -145,7 +145,7 @@ describe('the shipped config in a real Orthanc', () => {
     };
     expect((await get('/plugins')).body).toContain('dicom-web');
     expect((await get('/dicom-web/servers')).body).toEqual(['radnode']);
-    // AuthenticationEnabled with the password from ${ORTHANC_RADNODE_PASSWORD}: no or wrong credentials are refused.
+    // AuthenticationEnabled with the password from ${RADNODE_ORTHANC_PASSWORD}: no or wrong credentials are refused.
     expect((await get('/plugins', null)).status).toBe(401);
     expect((await get('/plugins', basic('radnode', 'wrong'))).status).toBe(401);
     const log = orthanc.log();
