@@ -16,14 +16,8 @@ import { decodeFrames } from '../src/dicom/decode.ts';
 import { readInstance } from '../src/dicom/instance.ts';
 import { buildVolumes } from '../src/dicom/volume.ts';
 
-export interface BenchRow {
-  name: string;
-  radnode: number;
-  reference: number;
-  unit: string;
-  ratio: number;
-  note?: string;
-}
+import type { BenchRow } from './row.ts';
+export type { BenchRow };
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = resolve(ROOT, '../shared/data');
@@ -166,6 +160,6 @@ export async function benchDecode(): Promise<BenchRow[]> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const rows = await benchDecode();
-  for (const r of rows) console.log(`${r.name.padEnd(52)} ${String(r.radnode).padStart(8)} ${String(r.reference).padStart(8)} ${r.unit.padEnd(5)} ×${r.ratio}  ${r.note ?? ''}`);
+  const { printRows } = await import('./row.ts');
+  printRows(await benchDecode());
 }

@@ -16,6 +16,8 @@ export type DeliverOptions = {
   /** How long QIDO may lag behind the STOW before the delivery counts as unconfirmed. */
   confirmTimeoutMs: number;
   log: Logger;
+  /** Called after each accepted STOW, before confirmation: where the kill tests' `after-send` crash point sits. */
+  onSent?: () => void;
 };
 
 export type DeliverResult = { sent: string[]; alreadyPresent: string[] };
@@ -96,6 +98,7 @@ export async function deliverObjects(pacs: PacsConfig, objects: ResultObject[], 
       }
       result.sent.push(...batch.map((o) => o.sopInstanceUID));
       log.info('delivery: STOW-RS accepted', { instances: batch.length });
+      opts.onSent?.();
     }
     if (presentHere > 0) log.info('delivery: already in the PACS, not re-sent', { instances: presentHere });
 

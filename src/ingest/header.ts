@@ -1,4 +1,4 @@
-import dcmjs from 'dcmjs';
+import { readHeader, type DicomInstance } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 
 /** The attributes ingest, routing and the loop guard need from each received instance. */
@@ -25,65 +25,51 @@ export type IngestHeader = {
   contributingDeviceUIDs: string[];
 };
 
-type Naturalized = Record<string, unknown>;
-
-// dcmjs prints its parse warnings (e.g. a 4-character AS value in real RSNA films) straight to the console, which
-// would break radnode's one-JSON-object-per-line logs; what matters to radnode surfaces as typed errors instead.
-dcmjs.log.setLevel('silent');
-
-const text = (v: unknown): string | undefined => {
-  const x = Array.isArray(v) ? v[0] : v;
-  if (x === undefined || x === null) return undefined;
-  const s = String(x).trim();
-  return s === '' ? undefined : s;
-};
-const number = (v: unknown): number | undefined => {
-  const s = text(v);
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  return Number.isFinite(n) ? n : undefined;
-};
-
 /**
- * Reads the header of a Part 10 object, stopping at Pixel Data so that ingest never parses pixels
- * (ingest throughput is benchmarked against Orthanc).
+ * Reads the header of a Part 10 object with src/dicom's parser, stopping at Pixel Data, so that ingest never parses
+ * pixels (ingest throughput is benchmarked against Orthanc). Only the attributes radnode routes on are kept.
  */
 export function readIngestHeader(bytes: Uint8Array): IngestHeader {
-  let dict: { meta: Naturalized; dict: Naturalized };
+  let inst: DicomInstance;
   try {
-    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    dict = dcmjs.data.DicomMessage.readFile(ab, { ignoreErrors: false, untilTag: '7FE00010', includeUntilTagValue: false });
+    inst = readHeader(bytes);
   } catch (err) {
-    throw new RadnodeError('RN_DICOM_MALFORMED', `not a readable DICOM Part 10 object: ${(err as Error).message}`, { cause: err });
+    if (err instanceof RadnodeError) throw err;
+    throw new RadnodeError('RN_DICOM_MALFORMED', `not a readable DICOM Part 10 object: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
-  const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Naturalized;
-  const meta = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.meta) as Naturalized;
-  const required = (key: string, v: unknown): string => {
-    const s = text(v);
-    if (!s) throw new RadnodeError('RN_DICOM_MISSING_ATTRIBUTE', `the instance has no ${key}`, { details: { attribute: key } });
-    return s;
+  const h = inst.header;
+  const text = (key: string): string | undefined => {
+    const v = h.string(key)?.trim();
+    return v ? v : undefined;
   };
-  const imageType = ds.ImageType === undefined ? undefined : (Array.isArray(ds.ImageType) ? ds.ImageType : [ds.ImageType]).map((x) => String(x).trim().toUpperCase());
-  const contributing = Array.isArray(ds.ContributingEquipmentSequence) ? (ds.ContributingEquipmentSequence as Naturalized[]) : [];
+  const num = (key: string): number | undefined => {
+    const v = h.number(key);
+    return v !== undefined && Number.isFinite(v) ? v : undefined;
+  };
+  const required = (key: string, v: string | undefined): string => {
+    if (!v) throw new RadnodeError('RN_DICOM_MISSING_ATTRIBUTE', `the instance has no ${key}`, { details: { attribute: key } });
+    return v;
+  };
+  const imageType = h.has('ImageType') ? h.strings('ImageType').map((x) => x.trim().toUpperCase()) : undefined;
   return {
-    sopInstanceUID: required('SOPInstanceUID', ds.SOPInstanceUID ?? meta.MediaStorageSOPInstanceUID),
-    sopClassUID: required('SOPClassUID', ds.SOPClassUID ?? meta.MediaStorageSOPClassUID),
-    studyInstanceUID: required('StudyInstanceUID', ds.StudyInstanceUID),
-    seriesInstanceUID: required('SeriesInstanceUID', ds.SeriesInstanceUID),
-    transferSyntaxUID: text(meta.TransferSyntaxUID),
-    instanceNumber: number(ds.InstanceNumber),
-    patientID: text(ds.PatientID),
-    accessionNumber: text(ds.AccessionNumber),
-    studyDate: text(ds.StudyDate),
-    studyDescription: text(ds.StudyDescription),
-    modality: text(ds.Modality)?.toUpperCase(),
-    seriesNumber: number(ds.SeriesNumber),
-    seriesDescription: text(ds.SeriesDescription),
-    bodyPartExamined: text(ds.BodyPartExamined)?.toUpperCase(),
-    viewPosition: text(ds.ViewPosition)?.toUpperCase(),
+    sopInstanceUID: required('SOPInstanceUID', inst.SOPInstanceUID),
+    sopClassUID: required('SOPClassUID', inst.SOPClassUID),
+    studyInstanceUID: required('StudyInstanceUID', inst.StudyInstanceUID),
+    seriesInstanceUID: required('SeriesInstanceUID', inst.SeriesInstanceUID),
+    transferSyntaxUID: inst.TransferSyntaxUID,
+    instanceNumber: num('InstanceNumber'),
+    patientID: text('PatientID'),
+    accessionNumber: text('AccessionNumber'),
+    studyDate: text('StudyDate'),
+    studyDescription: text('StudyDescription'),
+    modality: text('Modality')?.toUpperCase(),
+    seriesNumber: num('SeriesNumber'),
+    seriesDescription: text('SeriesDescription'),
+    bodyPartExamined: text('BodyPartExamined')?.toUpperCase(),
+    viewPosition: text('ViewPosition')?.toUpperCase(),
     imageType,
-    sliceThicknessMm: number(ds.SliceThickness),
-    manufacturer: text(ds.Manufacturer),
-    contributingDeviceUIDs: contributing.map((c) => text(c.DeviceUID)).filter((x): x is string => x !== undefined),
+    sliceThicknessMm: num('SliceThickness'),
+    manufacturer: text('Manufacturer'),
+    contributingDeviceUIDs: h.items('ContributingEquipmentSequence').map((c) => c.string('DeviceUID')?.trim()).filter((x): x is string => !!x),
   };
 }

@@ -251,7 +251,7 @@ export class WorkflowEngine {
         const pacs = config.pacs!;
         const study = await store.getStudy(job.study_uid);
         crashPoint('before-send');
-        const r = await deliverObjects(pacs, objects, { expectedPatientId: study?.patient_id ?? undefined, confirmTimeoutMs: config.delivery.confirmTimeoutMs, log });
+        const r = await deliverObjects(pacs, objects, { expectedPatientId: study?.patient_id ?? undefined, confirmTimeoutMs: config.delivery.confirmTimeoutMs, log, onSent: () => crashPoint('after-send') });
         crashPoint('after-confirm');
         detail = { mode: 'pacs', sent: r.sent, alreadyPresent: r.alreadyPresent, retracted: await this.retractSuperseded(job, log) };
       }

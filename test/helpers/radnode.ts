@@ -15,6 +15,8 @@ export type RadnodeHandle = {
   configPath: string;
   /** Starts (again) on the same port, data and config; env adds to the process environment for this run only. */
   start(env?: Record<string, string>): Promise<void>;
+  /** The running process's pid (benchmarks read its peak RSS). */
+  pid(): number | undefined;
   /** Resolves when the process has exited (after a crash point or a kill). */
   exited(): Promise<number | null>;
   kill9(): Promise<void>;
@@ -73,6 +75,7 @@ export async function startRadnode(
       }, 30_000, 100);
     },
     exited: () => exit,
+    pid: () => child?.pid,
     async kill9() {
       child?.kill('SIGKILL');
       await exit;

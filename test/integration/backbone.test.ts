@@ -86,17 +86,21 @@ describe('backbone against a real Orthanc (push by the shipped Lua)', () => {
     expect(job.detector).toBe('test-echo');
     const inPacs = await orthanc.instancesOfStudy(studyUID);
     const srs = inPacs.filter((i) => i.modality === 'SR');
+    const heatmaps = inPacs.filter((i) => i.modality === 'OT');
     expect(srs).toHaveLength(1);
-    expect(inPacs.filter((i) => i.modality !== 'SR').map((i) => i.sopInstanceUID).sort()).toEqual(made.map((m) => m.sopInstanceUID).sort());
+    // One heatmap secondary capture per source radiograph (DESIGN §1), beside the SR.
+    expect(heatmaps).toHaveLength(made.length);
+    expect(inPacs.filter((i) => i.modality === 'CR').map((i) => i.sopInstanceUID).sort()).toEqual(made.map((m) => m.sopInstanceUID).sort());
     const detail = await rn.api<{ outputs: { sopInstanceUID: string; deliveredAt: number | null }[]; deliveries: { outcome: string; detail_json: string }[] }>(`/api/jobs/${job.id}`);
-    expect(detail.outputs.map((o) => o.sopInstanceUID)).toEqual([srs[0].sopInstanceUID]);
-    expect(detail.outputs[0].deliveredAt).not.toBeNull();
-    expect(JSON.parse(detail.deliveries.at(-1)!.detail_json).sent).toEqual([srs[0].sopInstanceUID]);
+    const ours = [...srs, ...heatmaps].map((i) => i.sopInstanceUID).sort();
+    expect(detail.outputs.map((o) => o.sopInstanceUID).sort()).toEqual(ours);
+    expect(detail.outputs.every((o) => o.deliveredAt !== null)).toBe(true);
+    expect(JSON.parse(detail.deliveries.at(-1)!.detail_json).sent.sort()).toEqual(ours);
 
     // Orthanc re-fires StableStudy after the SR lands and re-sends the images: known instances, no new job.
     await new Promise((r) => setTimeout(r, 5000));
     expect(await jobsOf(rn, studyUID)).toHaveLength(1);
-    expect((await orthanc.instancesOfStudy(studyUID)).filter((i) => i.modality === 'SR')).toHaveLength(1);
+    expect((await orthanc.instancesOfStudy(studyUID)).filter((i) => i.modality === 'SR' || i.modality === 'OT')).toHaveLength(1 + made.length);
   });
 
   it('(f) a late series supersedes the earlier result: a second SR in the same series, naming its predecessor', async () => {
@@ -118,6 +122,12 @@ describe('backbone against a real Orthanc (push by the shipped Lua)', () => {
     const secondSr = (await outputs(second.id)).find((o) => o.kind === 'sr')!.sopInstanceUID;
     const meta = (await (await fetch(`${orthanc.dicomWebUrl}/studies/${studyUID}/series/${srs[0].seriesInstanceUID}/instances/${secondSr}/metadata`)).json()) as Record<string, { Value?: Record<string, { Value?: unknown[] }>[] }>[];
     expect(JSON.stringify(meta[0]['0040A360'])).toContain(firstSr);
+    // The superseded heatmaps were retracted from Orthanc (REST DELETE); the new ones, one per source image, are there.
+    const heatmapsOf = async (id: number) => (await outputs(id)).filter((o) => o.kind === 'heatmap-sc').map((o) => o.sopInstanceUID).sort();
+    const otInPacs = (await orthanc.instancesOfStudy(studyUID)).filter((i) => i.modality === 'OT').map((i) => i.sopInstanceUID).sort();
+    expect(await heatmapsOf(first.id)).toHaveLength(1);
+    expect(otInPacs).toEqual(await heatmapsOf(second.id));
+    expect(otInPacs).toHaveLength(2);
     // The studies API (the worklist's source) shows only the newest, non-superseded job.
     const studies = await rn.api<{ studies: { study: string; jobs: { id: number }[] }[] }>('/api/studies');
     expect(studies.studies.find((s) => s.study === studyUID)!.jobs.map((j) => j.id)).toEqual([second.id]);

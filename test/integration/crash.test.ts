@@ -54,17 +54,22 @@ function nodeConfig(extra: Record<string, unknown> = {}) {
   };
 }
 
-const srCount = async (studyUID: string) => (await orthanc.instancesOfStudy(studyUID)).filter((i) => i.modality === 'SR').length;
+/** radnode's outputs in the PACS: the SR and the heatmap secondary captures (Modality OT). */
+const outputsInPacs = async (pacs: OrthancHandle, studyUID: string) =>
+  (await pacs.instancesOfStudy(studyUID)).filter((i) => i.modality === 'SR' || i.modality === 'OT').map((i) => i.sopInstanceUID).sort();
 
-async function expectDeliveredOnce(rn: RadnodeHandle, studyUID: string) {
+/** The job delivered, and the PACS holds exactly the job's outputs: one SR, one SC per image, nothing more. */
+async function expectDeliveredOnce(rn: RadnodeHandle, studyUID: string, pacs: OrthancHandle = orthanc) {
   const job = await waitFor('job delivered', async () => (await jobsOf(rn, studyUID)).find((j) => j.state === 'delivered'), 40_000, 200);
   expect(await jobsOf(rn, studyUID)).toHaveLength(1);
-  expect(await srCount(studyUID)).toBe(1);
+  const detail = await rn.api<{ outputs: { sopInstanceUID: string; kind: string }[] }>(`/api/jobs/${job.id}`);
+  expect(detail.outputs.filter((o) => o.kind === 'sr')).toHaveLength(1);
+  expect(await outputsInPacs(pacs, studyUID)).toEqual(detail.outputs.map((o) => o.sopInstanceUID).sort());
   return job;
 }
 
 describe('kill -9 at named crash points during a job and during delivery', () => {
-  for (const point of ['before-run', 'after-write', 'after-run', 'before-send', 'after-confirm']) {
+  for (const point of ['before-run', 'after-write', 'after-run', 'before-send', 'after-send', 'after-confirm']) {
     it(`${point}: after restart the job finishes and Orthanc holds exactly one SR`, async () => {
       const { studyUID, files } = await studyInPacs();
       const rn = await startRadnode(nodeConfig(), { env: { RADNODE_CRASH_AT: point } });
@@ -94,12 +99,13 @@ describe('kill -9 at named crash points during a job and during delivery', () =>
       const outputs = join(rn.dir, 'data', 'outputs');
       const { readdirSync } = await import('node:fs');
       const [jobDir] = readdirSync(outputs);
-      const [file] = readdirSync(join(outputs, jobDir));
-      const before = readFileSync(join(outputs, jobDir, file));
+      const written = readdirSync(join(outputs, jobDir)).sort();
+      expect(written.length).toBeGreaterThanOrEqual(2); // the SR and the heatmap SC
+      const before = written.map((f) => readFileSync(join(outputs, jobDir, f)));
       await rn.start({ RADNODE_CRASH_AT: '' });
       await expectDeliveredOnce(rn, studyUID);
-      expect(readdirSync(join(outputs, jobDir))).toEqual([file]);
-      expect(readFileSync(join(outputs, jobDir, file)).equals(before)).toBe(true);
+      expect(readdirSync(join(outputs, jobDir)).sort()).toEqual(written);
+      written.forEach((f, i) => expect(readFileSync(join(outputs, jobDir, f)).equals(before[i])).toBe(true));
     } finally {
       await rn.stop();
     }
@@ -164,9 +170,8 @@ describe('(h) radnode down while Orthanc pushes, or killed mid-STOW: the reconci
       await pusher.upload(inst.path);
       await waitFor('Orthanc push job failed', async () => pusher.log().includes("Couldn't connect") || pusher.log().includes('radnode'), 15_000, 200);
       await rn.start();
-      const job = await waitFor('job delivered', async () => (await jobsOf(rn, studyUID)).find((j) => j.state === 'delivered'), 40_000, 200);
+      const job = await expectDeliveredOnce(rn, studyUID, pusher);
       expect(job.detector).toBe('test-echo');
-      expect((await pusher.instancesOfStudy(studyUID)).filter((i) => i.modality === 'SR')).toHaveLength(1);
     } finally {
       await rn.stop();
       await pusher.stop();
