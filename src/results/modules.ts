@@ -68,6 +68,8 @@ export function copyPatientAndStudy(from: DicomDataset, studyInstanceUID: string
   // fail dciodvfy. An invalid Type 2 date or time becomes empty, which PS3.5 allows.
   for (const k of ['PatientBirthDate', 'StudyDate']) if (typeof out[k] === 'string' && !isValidDA(out[k])) out[k] = '';
   for (const k of ['PatientBirthTime', 'StudyTime']) if (typeof out[k] === 'string' && !/^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?\s*$/.test(out[k])) out[k] = '';
+  // Optional Patient Study values that break their VR (the RSNA films carry Patient's Age "32", not "032Y") are dropped.
+  if (typeof out.PatientAge === 'string' && !/^\d{3}[DWMY]$/.test(out.PatientAge)) delete out.PatientAge;
   return out;
 }
 

@@ -78,3 +78,22 @@ describe('writeResultObjects: SR for a study-level score only / no findings', ()
     await expect(writeResultObjects(emptyResult('1.2.3.4', [cr.seriesInstanceUID]), [cr], ctxFor('x'))).rejects.toMatchObject({ code: 'RN_RESULT_INVALID' });
   });
 });
+
+describe('radnode recognises its own objects (DESIGN §3 loop guard)', () => {
+  it('the SR and the heatmap SC each carry at least two of the three signals; the source carries none', async () => {
+    const { readIngestHeader } = await import('../ingest/header.ts');
+    const { isOwnInstance } = await import('../workflow/loop-guard.ts');
+    const { readFileSync } = await import('node:fs');
+    const objects = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID]), [cr], ctxFor('loop-guard'));
+    expect(objects.map((o) => o.kind)).toEqual(['sr', 'heatmap-sc']);
+    for (const o of objects) {
+      const h = readIngestHeader(o.bytes);
+      expect(isUnderRoot(h.sopInstanceUID, NODE.uidRoot)).toBe(true);
+      expect(h.contributingDeviceUIDs.some((u) => isUnderRoot(u, NODE.uidRoot))).toBe(true);
+      expect(h.manufacturer).toBe(NODE.manufacturer);
+      expect(isOwnInstance(h, NODE)).toBe(true);
+    }
+    expect(readIngestHeader(objects[1].bytes).imageType?.[0]).toBe('DERIVED');
+    expect(isOwnInstance(readIngestHeader(readFileSync(CR)), NODE)).toBe(false);
+  });
+});

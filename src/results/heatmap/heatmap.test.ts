@@ -128,6 +128,23 @@ describe('heatmap secondary capture', () => {
     expect(seq(mid, 'SourceImageSequence')[0].ReferencedSOPInstanceUID).toBe(sources[byNumber[Math.floor(byNumber.length / 2)]].sopInstanceUID);
   }, 60_000);
 
+  it('RSNA pneumonia CR (JPEG baseline source) with its two labelled boxes: SR and SC both dciodvfy clean', async () => {
+    // stage_2_train_labels: 00436515-… has boxes (x, y, width, height) (264,152,213,379) and (562,152,256,453).
+    const path = sharedFile('cxr/dicom/rsna/00436515-870c-4b36-a041-de91049b9ab4.dcm');
+    const src = sourceOf(path);
+    const study = str(headerOf(path), 'StudyInstanceUID') ?? '';
+    const box = (x: number, y: number, w: number, h: number) => place2D(src.sopInstanceUID, 'box', [[x, y], [x + w, y + h]]);
+    const findings = [finding(1, box(264, 152, 213, 379), { site: CODES.rightLung }), finding(2, box(562, 152, 256, 453))];
+    const heatmaps = [{ sopInstanceUID: src.sopInstanceUID, width: 32, height: 32, values: blob(32, 32, 11, 11, 4) }];
+    const [sr, sc] = await writeResultObjects(emptyResult(study, [src.seriesInstanceUID], { findings, heatmaps, studyScore: 0.83, priority: 'positive' }), [src], ctxFor('sc-rsna'));
+    expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
+    expect(dciodvfyErrors(sc.bytes).errors).toEqual([]);
+    const p = pixelsOf(sc);
+    expect([p.w, p.h]).toEqual([1024, 1024]);
+    expect(rgbAt(p, 264, 152)).toEqual([...OUTLINE]);
+    expect(rgbAt(p, 562 + 256, 152 + 453)).toEqual([...OUTLINE]);
+  });
+
   it('is deterministic: the same input gives byte-identical SCs', async () => {
     const r = emptyResult(crStudy, [cr.seriesInstanceUID], { heatmaps: [{ sopInstanceUID: cr.sopInstanceUID, width: 32, height: 32, values: blob(32, 32, 10, 10, 4) }] });
     const [, a] = await writeResultObjects(r, [cr], ctxFor('det'));
