@@ -11,7 +11,9 @@ export function pollSources(
 ): () => Promise<unknown> {
   if (source === 'orthanc-changes') {
     return async () => {
-      const changes = await pollOrthancChanges(pacs, sink, { log: opts.log, modalities: opts.modalities });
+      // On first start, follow the feed from its end: the QIDO pass below covers the look-back window, and replaying
+      // an Orthanc's whole history would pull every study it ever held.
+      const changes = await pollOrthancChanges(pacs, sink, { log: opts.log, modalities: opts.modalities, firstRun: 'now' });
       // StableStudy is lost when Orthanc stops within StableAge of an upload (orthanc.md): the QIDO reconciliation
       // pass beside the change feed finds such studies by their instance counts.
       const reconcile = await pollQido(pacs, sink, opts);

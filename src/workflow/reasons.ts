@@ -14,5 +14,6 @@ export const NOT_PROCESSED = {
   notInstalled: { scheme: '99RADNODE', value: 'RN-NP-NODETECTOR', meaning: 'The routed detector is not installed' },
   tooFewImages: { scheme: '99RADNODE', value: 'RN-NP-FEWIMAGES', meaning: 'Too few images or slices' },
   sliceTooThick: { scheme: '99RADNODE', value: 'RN-NP-THICK', meaning: 'Slices too thick' },
+  sliceTooThin: { scheme: '99RADNODE', value: 'RN-NP-THIN', meaning: 'Slices thinner than the detector takes' },
   declined: { scheme: '99RADNODE', value: 'RN-NP-DECLINED', meaning: 'The detector declined the series' },
 } as const satisfies Record<string, Code>;

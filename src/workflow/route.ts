@@ -51,7 +51,7 @@ function unsuitable(m: RoutingMatch, s: SeriesInfo): RouteDecision | null {
   if (m.sliceThicknessMmMax !== undefined && s.sliceThicknessMm !== undefined && s.sliceThicknessMm > m.sliceThicknessMmMax)
     return { detector: null, reason: NOT_PROCESSED.sliceTooThick, detail: `slice thickness ${s.sliceThicknessMm} mm over ${m.sliceThicknessMmMax} mm` };
   if (m.sliceThicknessMmMin !== undefined && s.sliceThicknessMm !== undefined && s.sliceThicknessMm < m.sliceThicknessMmMin)
-    return { detector: null, reason: NOT_PROCESSED.tooFewImages, detail: `slice thickness ${s.sliceThicknessMm} mm under ${m.sliceThicknessMmMin} mm` };
+    return { detector: null, reason: NOT_PROCESSED.sliceTooThin, detail: `slice thickness ${s.sliceThicknessMm} mm under ${m.sliceThicknessMmMin} mm` };
   return null;
 }
 
