@@ -48,6 +48,9 @@ export const DCM = {
   AlgorithmParameters: dcm('111002', 'Algorithm Parameters'),
   /** PS3.16 D: "certainty that the finding is present" (Mammography/Chest CAD, TID 4104); carries the probability. */
   CertaintyOfFinding: dcm('111012', 'Certainty of Finding'),
+  /** PS3.16 D: properties of a not-processed row. */
+  SeriesInstanceUID: dcm('112002', 'Series Instance UID'),
+  Comment: dcm('121106', 'Comment'),
 } as const;
 
 export const SCT = {
@@ -81,7 +84,8 @@ export const RADNODE = {
   StudyLevelScore: radnode('study-score', 'AI study-level score'),
   TriagePriority: radnode('priority', 'AI triage priority'),
   DetectorTrackingId: radnode('tracking-id', 'Detector tracking identifier'),
-  PlaceShape: radnode('shape', 'Region shape'),
+  /** A series the detector did not process, valued with the coded reason (DESIGN §1 promise 3). */
+  SeriesNotProcessed: radnode('not-processed', 'Series not processed'),
   priority: {
     urgent: radnode('urgent', 'Urgent'),
     positive: radnode('positive', 'Positive'),

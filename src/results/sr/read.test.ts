@@ -34,7 +34,7 @@ describe('readFindings reads back exactly what the writer wrote', () => {
   it('2D point, box, polyline and ellipse with probability on a CR chest radiograph', async () => {
     const result = emptyResult(crStudy, [cr.seriesInstanceUID], { findings: twoD, studyScore: 0.9371, priority: 'positive' });
     const { sr, read } = await roundTrip(result);
-    expect(read).toEqual({ detector: result.detector, studyInstanceUID: crStudy, studyScore: 0.9371, priority: 'positive', findings: twoD });
+    expect(read).toEqual({ detector: result.detector, studyInstanceUID: crStudy, studyScore: 0.9371, priority: 'positive', findings: twoD, skipped: [] });
     expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
     const tree = dsrdump(sr.bytes);
     expect(tree).toContain('<contains SCOORD:(111030,DCM,"Image Region")=(POINT,120.5/200)>');
@@ -50,6 +50,18 @@ describe('readFindings reads back exactly what the writer wrote', () => {
     expect(read.findings).toEqual([]);
     expect(read.studyScore).toBe(0.03125);
     expect(read.priority).toBe('negative');
+  });
+
+  it('skipped series with their coded reasons read back', async () => {
+    const skipped = [
+      { seriesInstanceUID: '1.2.3.4.5.6', reason: { scheme: '99RADNODE' as const, value: 'lateral-view', meaning: 'Lateral view not supported' }, detail: 'ViewPosition LL' },
+      { seriesInstanceUID: '1.2.3.4.5.7', reason: { scheme: '99RADNODE' as const, value: 'not-chest', meaning: 'Body part is not chest' }, detail: '' },
+    ];
+    const { sr, read } = await roundTrip(emptyResult(crStudy, [cr.seriesInstanceUID], { skipped, priority: 'unprocessed' }));
+    expect(read.skipped).toEqual(skipped);
+    expect(read.priority).toBe('unprocessed');
+    expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
+    expect(dsrdump(sr.bytes)).toContain('<contains CODE:(not-processed,99RADNODE,"Series not processed")=(lateral-view,99RADNODE,"Lateral view not supported")>');
   });
 
   it('a finding without a place is a TID 1501 group and reads back', async () => {

@@ -5,9 +5,9 @@
  */
 import { RadnodeError } from '../../errors.ts';
 import { readPart10, str } from '../dicom-io.ts';
-import type { Code, CodingScheme, DetectorIdentity, Evaluation, Finding, Measurement, Place2D, Priority } from '../findings.ts';
+import type { Code, CodingScheme, DetectorIdentity, Evaluation, Finding, Measurement, Place2D, Priority, SkippedSeries } from '../findings.ts';
 import { DCM, RADNODE, SCT, type CodedConcept } from './codes.ts';
-import type { ContainerItem, ContentItem, ScoordItem } from './content-items.ts';
+import type { CodeItem, ContainerItem, ContentItem, ScoordItem } from './content-items.ts';
 import { decodeDocumentContent, sameCode } from './decode.ts';
 import { polylineToBox } from './templates/geometry.ts';
 import { MODEL_SHA256_PARAMETER, STUDY_LEVEL_TRACKING_ID } from './write-sr.ts';
@@ -18,6 +18,7 @@ export type ReadReport = {
   studyScore: number;
   priority: Priority;
   findings: Finding[];
+  skipped: SkippedSeries[];
 };
 
 const SCHEMES: readonly CodingScheme[] = ['SCT', 'DCM', 'RADLEX', 'LN', 'UCUM', '99RADNODE'];
@@ -131,5 +132,15 @@ export function readFindings(bytes: Uint8Array): ReadReport {
     studyScore: score.value,
     priority,
     findings: groups.filter((g) => g !== studyGroup).map(readGroup),
+    skipped: (evals?.children ?? [])
+      .filter((i): i is CodeItem => i.valueType === 'CODE' && sameCode(i.concept, RADNODE.SeriesNotProcessed))
+      .map((i): SkippedSeries => {
+        const uid = child(i.children, DCM.SeriesInstanceUID);
+        return {
+          seriesInstanceUID: uid?.valueType === 'UIDREF' ? uid.uid : '',
+          reason: toCode(i.code),
+          detail: textOf(i.children, DCM.Comment) ?? '',
+        };
+      }),
   };
 }

@@ -5,7 +5,8 @@
  */
 import { RadnodeError } from '../../errors.ts';
 import { dicomDateTime, writePart10, type DicomDataset } from '../dicom-io.ts';
-import { isPlace3D, type DetectorResult, type Finding, type Place2D } from '../findings.ts';
+import { isPlace3D, type DetectorResult, type Finding, type Place2D, type SkippedSeries } from '../findings.ts';
+import { checkCode, checkUid } from './templates/checks.ts';
 import {
   contributingEquipment,
   copyPatientAndStudy,
@@ -132,6 +133,22 @@ function evidence(sources: SourceInstance[], studyInstanceUID: string): DicomDat
   ];
 }
 
+/** A skipped series as a report-level qualitative evaluation: the coded reason, with the series and the detail. */
+function notProcessed(k: SkippedSeries): CodeItem {
+  checkCode(k.reason, 'skipped.reason');
+  checkUid(k.seriesInstanceUID, 'skipped.seriesInstanceUID');
+  return {
+    valueType: 'CODE',
+    relationship: 'CONTAINS',
+    concept: RADNODE.SeriesNotProcessed,
+    code: k.reason,
+    children: [
+      { valueType: 'UIDREF', relationship: 'HAS PROPERTIES', concept: DCM.SeriesInstanceUID, uid: k.seriesInstanceUID },
+      ...(k.detail ? [{ valueType: 'TEXT' as const, relationship: 'HAS PROPERTIES' as const, concept: DCM.Comment, text: k.detail }] : []),
+    ],
+  };
+}
+
 export function buildSrContent(
   result: DetectorResult,
   sources: SourceInstance[],
@@ -162,7 +179,7 @@ export function buildSrContent(
     // Findings first, the study-level TID 1501 group last. (pixelmed 20220618 judges the TID 1501 group against
     // TID 1410 when the report holds exactly one TID 1410 group, in either order: a validator quirk, see validate.test.ts.)
     measurementGroups: [...result.findings.map((f) => findingGroup(f, sources, algorithm, style, spacing)), studyGroup],
-    qualitativeEvaluations: [priority],
+    qualitativeEvaluations: [priority, ...result.skipped.map((k) => notProcessed(k))],
   });
 }
 
