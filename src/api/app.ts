@@ -59,9 +59,18 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(ready ? 200 : 503).json({ ready, checks, detectors: deps.detectorIds, problems: deps.detectorProblems });
   });
 
+  // Below the free-space floor the whole request is refused before its body is read (DESIGN §3: STOW 507), so a
+  // sender keeps the study and retries instead of half of it landing here.
+  const diskGuard: express.RequestHandler = (_req, _res, next) => {
+    if (config.data.minFreeMb > 0 && freeMb(config.data.dir) < config.data.minFreeMb)
+      return next(new RadnodeError('RN_INGEST_DISK_FULL', `less than ${config.data.minFreeMb} MB free in the data folder; try again later`));
+    next();
+  };
+
   app.post(
     STOW_PATHS,
     ingestRole,
+    diskGuard,
     createStowHandler({
       tmpDir: join(config.data.dir, 'tmp'),
       maxBodyBytes: config.server.maxStowBytes,
