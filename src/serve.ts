@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import type { PollSink, PollSource } from './ingest/poll/sink.ts';
 import { schedulePoller } from './ingest/poll/schedule.ts';
 import { createLogger, type Logger } from './log.ts';
 import { writeResultObjects } from './results/write.ts';
+import { writeFileDurable } from './store/durable-file.ts';
 import { SqliteStore } from './store/store.ts';
 import { isOwnInstance } from './workflow/loop-guard.ts';
 import { WorkflowEngine } from './workflow/engine.ts';
@@ -75,15 +76,8 @@ function pollSink(config: RadnodeConfig, store: SqliteStore, engine: WorkflowEng
     knownInstanceCount: (s) => store.instanceCountOfStudy(s),
     knownInstances: (s) => store.instanceUIDsOfStudy(s),
     ingest: async (bytes: Uint8Array, origin: { source: PollSource; studyInstanceUID: string }) => {
-      mkdirSync(tmp, { recursive: true });
       const tempPath = join(tmp, `poll-${randomUUID()}.part`);
-      const fd = openSync(tempPath, 'w');
-      try {
-        writeSync(fd, bytes);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      writeFileDurable(tempPath, bytes);
       await ingestFile({ store, dataDir: config.data.dir, minFreeMb: config.data.minFreeMb, node: config.node, log }, { tempPath }, { source: origin.source });
     },
     // Orthanc's StableStudy already is the completeness signal; a QIDO-found study waits for the quiet period.

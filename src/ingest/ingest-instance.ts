@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, openSync, fsyncSync, closeSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crashPoint } from '../crash.ts';
 import { RadnodeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { fsyncDir } from '../store/durable-file.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { InstanceSource } from '../store/types.ts';
 import { isOwnInstance } from '../workflow/loop-guard.ts';
@@ -36,14 +37,6 @@ export function instancePath(dataDir: string, study: string, series: string, sop
   return join(dataDir, 'instances', safeName(study), safeName(series), safeName(sop) + '.dcm');
 }
 
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export function freeMb(dir: string): number {
   const s = statfsSync(dir);

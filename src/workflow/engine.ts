@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RadnodeConfig } from '../config/types.ts';
@@ -10,6 +10,7 @@ import { asRadnodeError, RadnodeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { DetectorResult } from '../results/findings.ts';
 import type { PredecessorRef, ResultObject, ResultWriter, SourceInstance } from '../results/objects.ts';
+import { writeFileDurable } from '../store/durable-file.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { JobInputs, JobRow, OutputRow } from '../store/types.ts';
 import { planStudy, seriesInfoOf } from './plan.ts';
@@ -30,18 +31,6 @@ export function backoffMs(base: number, max: number, attempt: number, random = M
   return Math.round(exp * (0.5 + random() * 0.5));
 }
 
-function writeDurable(path: string, bytes: Uint8Array): void {
-  mkdirSync(join(path, '..'), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
 
 /** The summary kept with a job: the findings model without heatmap pixels (summary.json of DESIGN §5). */
 function summaryOf(result: DetectorResult): string {
@@ -207,7 +196,7 @@ export class WorkflowEngine {
       });
       const outputs: OutputRow[] = objects.map((o) => {
         const path = join(config.data.dir, 'outputs', String(job.id), `${o.sopInstanceUID}.dcm`);
-        writeDurable(path, o.bytes);
+        writeFileDurable(path, o.bytes);
         return {
           sop_instance_uid: o.sopInstanceUID, job_id: job.id, kind: o.kind, study_uid: o.studyInstanceUID, series_uid: o.seriesInstanceUID,
           sop_class_uid: o.sopClassUID, instance_number: o.instanceNumber, path, sha256: createHash('sha256').update(o.bytes).digest('hex'), fingerprint: o.fingerprint,
