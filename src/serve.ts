@@ -95,6 +95,8 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   if (released) log.info('resuming jobs interrupted by a crash', { jobs: released });
   const { detectors, problems } = await loadDetectors([...BUILTIN_DETECTORS, ...(opts.extraDetectors ?? [])], config.detectors.modules);
   for (const p of problems) log.error('detector refused', p);
+  const orphaned = await store.failJobsOfUnknownDetectors([...detectors.keys()]);
+  if (orphaned.length) log.warn('jobs of detectors that are not installed were dead-lettered', { jobs: orphaned });
   const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log });
 
   let pacsReachable: boolean | null = null;

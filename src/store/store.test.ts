@@ -105,6 +105,16 @@ describe('SqliteStore', () => {
     expect(await s.getJob(a.id)).toMatchObject({ state: 'delivered', superseded_by: b.id });
   });
 
+  it('dead-letters queued jobs whose detector is no longer installed', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const a = (await s.upsertJob('ST1', 'gone', 'k1', inputs(['1']), 0)).job;
+    const b = (await s.upsertJob('ST1', 'kept', 'k2', inputs(['1']), 0)).job;
+    expect(await s.failJobsOfUnknownDetectors(['kept'])).toEqual([a.id]);
+    expect(await s.getJob(a.id)).toMatchObject({ state: 'failed', reason_code: 'RN_DETECTOR_UNKNOWN' });
+    expect((await s.getJob(b.id))!.state).toBe('queued');
+  });
+
   it('cancels a queued job and refuses to cancel a delivered one', async () => {
     const s = SqliteStore.open(':memory:');
     await s.recordInstance(inst('1'));

@@ -286,6 +286,26 @@ export class SqliteStore {
     })();
   }
 
+  /**
+   * Jobs whose detector is no longer installed (a model removed or refused at start-up) would wait forever: they are
+   * dead-lettered with RN_DETECTOR_UNKNOWN so an operator sees them, and a retry works once the detector is back.
+   */
+  async failJobsOfUnknownDetectors(known: string[], now = Date.now()): Promise<number[]> {
+    return this.db.transaction(() => {
+      const placeholders = known.map(() => '?').join(', ');
+      const rows = this.db
+        .prepare(`SELECT id, detector FROM jobs WHERE state IN ('queued', 'running') ${known.length ? `AND detector NOT IN (${placeholders})` : ''}`)
+        .all(...known) as { id: number; detector: string }[];
+      for (const r of rows) {
+        this.db
+          .prepare(`UPDATE jobs SET state = 'failed', reason_code = 'RN_DETECTOR_UNKNOWN', reason_detail = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`)
+          .run(`detector ${r.detector} is not installed`, now, r.id);
+        this.auditSync('workflow', 'job.failed', 'job', r.id, { code: 'RN_DETECTOR_UNKNOWN', detector: r.detector }, now);
+      }
+      return rows.map((r) => r.id);
+    })();
+  }
+
   async heartbeat(jobId: number, owner: string, leaseMs: number, now = Date.now()): Promise<boolean> {
     return this.db.prepare('UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?').run(now + leaseMs, jobId, owner).changes > 0;
   }
