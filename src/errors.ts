@@ -41,6 +41,11 @@ export const ERROR_TABLE = {
   RN_DELIVERY_AUTH_REJECTED: { httpStatus: 502, retryable: false, exitCode: 1, description: 'The PACS refused radnode\'s credentials' },
   RN_DELIVERY_NOT_CONFIRMED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'QIDO-RS did not confirm every sent instance' },
   RN_SOURCE_STUDY_CHANGED: { httpStatus: 409, retryable: false, exitCode: 1, description: 'The source study is gone from the PACS or its Patient ID changed' },
+  // built-in viewer (its read-only DICOMweb proxy)
+  RN_VIEWER_UNAVAILABLE: { httpStatus: 500, retryable: false, exitCode: 2, description: 'The OHIF files for the built-in viewer are missing (run scripts/fetch-ohif) or its port cannot be opened' },
+  RN_VIEWER_ROUTE_REFUSED: { httpStatus: 403, retryable: false, exitCode: 1, description: 'The viewer proxy forwards only the DICOMweb read routes OHIF needs' },
+  RN_VIEWER_METHOD_REFUSED: { httpStatus: 405, retryable: false, exitCode: 1, description: 'The viewer proxy is read-only: GET and HEAD only' },
+  RN_VIEWER_PACS_UNREACHABLE: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The viewer proxy could not reach the PACS' },
   // store
   RN_STORE_CORRUPT: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The store is unreadable or its schema is newer than this program' },
   RN_INTERNAL: { httpStatus: 500, retryable: true, exitCode: 1, description: 'An unexpected internal error' },

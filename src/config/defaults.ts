@@ -47,4 +47,7 @@ export const DEFAULT_CONFIG: RadnodeConfig = {
   poll: { enabled: false, schedule: '*/30 * * * * *', source: 'qido', lookbackDays: 2, onlyRoutedModalities: true },
   detectors: { modules: [], disabled: [] },
   logging: { level: 'info' },
+  // OHIF hydrates and draws only measurements named after its own tools (shared/notes/viewer.md).
+  results: { trackingIdentifierStyle: 'cornerstone3D' },
+  viewer: { enabled: false, host: '', port: 8081, ohifDir: '', pacsUsername: '', pacsPassword: '', pacsToken: '' },
 };

@@ -204,7 +204,22 @@ describe('validation names the key and the bad value', () => {
   });
 
   it('unknown section', () => {
-    expectRefused(withOverrides({ viewer: { port: 8081 } }), 'viewer', 'unknown section');
+    expectRefused(withOverrides({ retention: { days: 30 } }), 'retention', 'unknown section');
+  });
+
+  it('viewer and results sections', () => {
+    const pacs = { url: 'http://127.0.0.1:8042/dicom-web' };
+    const cfg = loadConfig({ env: { RO: 'ro-secret' }, overrides: { pacs, viewer: { enabled: true, port: 9001, pacsUsername: 'viewer', pacsPassword: 'env:RO' } } });
+    expect(cfg.viewer).toMatchObject({ enabled: true, host: '', port: 9001, pacsUsername: 'viewer', pacsPassword: 'ro-secret', pacsToken: '' });
+    expect(cfg.viewer.ohifDir).toBe(join(REPO, '.cache/ohif/dist'));
+    expect(cfg.results.trackingIdentifierStyle).toBe('cornerstone3D');
+    expect(loadConfig({ env: { RADNODE_RESULTS_TRACKING_IDENTIFIER_STYLE: 'detector' } }).results.trackingIdentifierStyle).toBe('detector');
+    expectRefused(withOverrides({ results: { trackingIdentifierStyle: 'ohif' } }), 'results.trackingIdentifierStyle', '"ohif"');
+    expectRefused(withOverrides({ viewer: { enabled: true } }), 'viewer.enabled', 'needs a pacs section');
+    expectRefused(withOverrides({ pacs, viewer: { enabled: true, port: 8080 } }), 'viewer.port', 'other than server.port');
+    expectRefused(withOverrides({ viewer: { host: '0.0.0.0' } }), 'viewer.host', '127.0.0.1 only');
+    expectRefused(withOverrides({ viewer: { prot: 1 } }), 'viewer.prot', 'unknown key');
+    expectRefused(withOverrides({ pacs, viewer: { pacsUsername: 'viewer' } }), 'viewer.pacsPassword', 'password');
   });
 
   it('unknown key inside a section (a typo must not silently keep the default)', () => {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { RadnodeError } from '../errors.ts';
 import { isValidUidRoot } from '../results/uids.ts';
@@ -178,6 +179,28 @@ function httpUrl(key: string, v: unknown): string {
   return v.replace(/\/+$/, '');
 }
 
+const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
+
+/** The viewer shows patient images: it gets the same loopback-only rule as the API when no credentials exist. */
+function validateViewer(v: Obj, server: { pacs: RadnodeConfig['pacs']; host: string; port: number; open: boolean }, env: NodeJS.ProcessEnv): RadnodeConfig['viewer'] {
+  onlyKnown(v, 'viewer', defaultKeys('viewer'));
+  const enabled = bool(v, 'enabled', 'viewer');
+  if (enabled && !server.pacs) throw invalid('viewer.enabled', true, 'the built-in viewer reads studies from the PACS: it needs a pacs section (pacs.url)');
+  const host = str(v, 'host', 'viewer')!;
+  if (server.open && host !== '' && !LOOPBACK.includes(host)) throw invalid('viewer.host', host, 'without server.users or server.bearerTokens the viewer listens on 127.0.0.1 only');
+  const port = num(v, 'port', 'viewer', 0, 65535);
+  if (enabled && port !== 0 && port === server.port) throw invalid('viewer.port', port, 'expected a port other than server.port (OHIF needs the root of its own origin)');
+  const secret = (k: string): string => {
+    const value = resolveSecret(`viewer.${k}`, v[k], env);
+    if (typeof value !== 'string') throw invalid(`viewer.${k}`, value, 'expected a string');
+    return value;
+  };
+  const pacsUsername = str(v, 'pacsUsername', 'viewer')!;
+  const pacsPassword = secret('pacsPassword');
+  if (pacsUsername !== '' && pacsPassword === '') throw invalid('viewer.pacsPassword', '', 'expected a password with viewer.pacsUsername');
+  return { enabled, host, port, ohifDir: str(v, 'ohifDir', 'viewer')!, pacsUsername, pacsPassword, pacsToken: secret('pacsToken') };
+}
+
 /** Turns merged raw input into a typed, validated config; every message names the key and the bad value. */
 export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): RadnodeConfig {
   if (!isObj(raw)) throw invalid('(root)', raw, 'expected a mapping');
@@ -254,6 +277,9 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   onlyKnown(det, 'detectors', defaultKeys('detectors'));
   const lg = section(raw, 'logging');
   onlyKnown(lg, 'logging', defaultKeys('logging'));
+  const rs = section(raw, 'results');
+  onlyKnown(rs, 'results', defaultKeys('results'));
+  const viewer = validateViewer(section(raw, 'viewer'), { pacs, host, port: num(s, 'port', 'server', 0, 65535), open: users.length === 0 && bearerTokens.length === 0 }, env);
 
   return {
     server: { host, port: num(s, 'port', 'server', 0, 65535), maxStowBytes: num(s, 'maxStowBytes', 'server', 1024), users, bearerTokens },
@@ -285,6 +311,8 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     poll: { enabled: pollEnabled, schedule, source: pollSource, lookbackDays: num(pl, 'lookbackDays', 'poll', 0, 3650), onlyRoutedModalities: bool(pl, 'onlyRoutedModalities', 'poll') },
     detectors: { modules: strList(det, 'modules', 'detectors'), disabled: strList(det, 'disabled', 'detectors') },
     logging: { level: oneOf(lg, 'level', 'logging', ['debug', 'info', 'warn', 'error', 'silent'] as const) },
+    results: { trackingIdentifierStyle: oneOf(rs, 'trackingIdentifierStyle', 'results', ['cornerstone3D', 'detector'] as const) },
+    viewer,
   };
 }
 
@@ -320,6 +348,8 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
   const base = file ? resolve(file, '..') : process.cwd();
   cfg.data.dir = resolve(base, cfg.data.dir);
   cfg.delivery.folder = cfg.delivery.folder ? resolve(base, cfg.delivery.folder) : resolve(cfg.data.dir, 'outbox');
+  // The default OHIF folder is where scripts/fetch-ohif puts it, inside radnode's own install.
+  cfg.viewer.ohifDir = cfg.viewer.ohifDir ? resolve(base, cfg.viewer.ohifDir) : fileURLToPath(new URL('../../.cache/ohif/dist', import.meta.url));
   cfg.detectors.modules = cfg.detectors.modules.map((m) => (m.startsWith('.') || m.startsWith('/') ? resolve(base, m) : m));
   return cfg;
 }

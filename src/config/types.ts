@@ -98,4 +98,24 @@ export type RadnodeConfig = {
     disabled: string[];
   };
   logging: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
+  results: {
+    /**
+     * How SR measurement groups are named (src/results/objects.ts TrackingIdentifierStyle): 'cornerstone3D' (OHIF
+     * tool names, the only ones OHIF hydrates and draws) or 'detector' (the finding's own id).
+     */
+    trackingIdentifierStyle: 'detector' | 'cornerstone3D';
+  };
+  /** The built-in OHIF viewer and its read-only DICOMweb proxy to `pacs`, on a port of their own (DESIGN §6). */
+  viewer: {
+    enabled: boolean;
+    /** Empty: the same address as server.host. */
+    host: string;
+    port: number;
+    /** The OHIF dist folder (scripts/fetch-ohif); empty: <radnode>/.cache/ohif/dist. */
+    ohifDir: string;
+    /** A read-only PACS credential for the proxy; all empty: the pacs section's own credential. */
+    pacsUsername: string;
+    pacsPassword: string;
+    pacsToken: string;
+  };
 };

@@ -193,6 +193,7 @@ export class WorkflowEngine {
         inputKey: job.input_key,
         srInstanceNumber: job.sr_instance_number,
         predecessor: await this.predecessorOf(job),
+        srOptions: { trackingIdentifierStyle: config.results.trackingIdentifierStyle },
       });
       const outputs: OutputRow[] = objects.map((o) => {
         const path = join(config.data.dir, 'outputs', String(job.id), `${o.sopInstanceUID}.dcm`);
