@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
 import { createApp } from './api/app.ts';
+import { startViewer, type RunningViewer } from './api/viewer/server.ts';
 import type { RadnodeConfig } from './config/types.ts';
 import { qido, DELIVERY_CODES } from './delivery/dicomweb.ts';
 import { BUILTIN_DETECTORS } from './detectors/index.ts';
@@ -28,6 +29,8 @@ export type RunningNode = {
   engine: WorkflowEngine;
   server: Server;
   port: number;
+  /** The built-in viewer when viewer.enabled (its own port: OHIF needs the root of an origin). */
+  viewer: RunningViewer | null;
   log: Logger;
   stop(): Promise<void>;
 };
@@ -123,6 +126,14 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   server.keepAliveTimeout = 5_000;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
+  let viewer: RunningViewer | null = null;
+  try {
+    viewer = config.viewer.enabled ? await startViewer(config, log.child({ stage: 'viewer' })) : null;
+  } catch (err) {
+    await new Promise<void>((r) => server.close(() => r()));
+    store.close();
+    throw err;
+  }
   engine.start();
 
   const pollers: { stop(): void }[] = [];
@@ -137,10 +148,11 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   log.info('radnode started', { port, host: config.server.host, dataDir: config.data.dir, detectors: [...detectors.keys()], delivery: config.delivery.mode, poll: config.poll.enabled ? config.poll.source : 'off' });
 
   return {
-    config, store, engine, server, port, log,
+    config, store, engine, server, port, viewer, log,
     async stop() {
       for (const p of pollers) p.stop();
       clearInterval(probeTimer);
+      await viewer?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await engine.stop();
