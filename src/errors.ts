@@ -46,6 +46,11 @@ export const ERROR_TABLE = {
   RN_VIEWER_ROUTE_REFUSED: { httpStatus: 403, retryable: false, exitCode: 1, description: 'The viewer proxy forwards only the DICOMweb read routes OHIF needs' },
   RN_VIEWER_METHOD_REFUSED: { httpStatus: 405, retryable: false, exitCode: 1, description: 'The viewer proxy is read-only: GET and HEAD only' },
   RN_VIEWER_PACS_UNREACHABLE: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The viewer proxy could not reach the PACS' },
+  // worklist and its webhook (issue 10)
+  RN_WORKLIST_BAD_REQUEST: { httpStatus: 400, retryable: false, exitCode: 1, description: 'A worklist filter, page or review decision is not valid' },
+  RN_WORKLIST_STUDY_NOT_FOUND: { httpStatus: 404, retryable: false, exitCode: 1, description: 'The study is not on the worklist' },
+  RN_WORKLIST_PAGE_BUILD_FAILED: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The worklist page could not be bundled at start-up' },
+  RN_WEBHOOK_REJECTED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The webhook receiver did not answer 2xx (retried with backoff)' },
   // store
   RN_STORE_CORRUPT: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The store is unreadable or its schema is newer than this program' },
   RN_INTERNAL: { httpStatus: 500, retryable: true, exitCode: 1, description: 'An unexpected internal error' },

@@ -50,4 +50,9 @@ export const DEFAULT_CONFIG: RadnodeConfig = {
   // OHIF hydrates and draws only measurements named after its own tools (shared/notes/viewer.md).
   results: { trackingIdentifierStyle: 'cornerstone3D' },
   viewer: { enabled: false, host: '', port: 8081, ohifDir: '', pacsUsername: '', pacsPassword: '', pacsToken: '' },
+  // The built-in OHIF listens on its own port (DESIGN §6), on the host name the worklist page was loaded from.
+  worklist: {
+    viewerUrlPattern: 'http://{host}:{viewerPort}/viewer?StudyInstanceUIDs={study}',
+    webhook: { url: '', secret: '', maxAttempts: 8, backoffBaseMs: 2000, backoffMaxMs: 5 * 60 * 1000, timeoutMs: 10_000 },
+  },
 };

@@ -181,6 +181,32 @@ function httpUrl(key: string, v: unknown): string {
 
 const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
 
+/** The worklist section: a viewer pattern that names the study, and a webhook that cannot be sent unsigned. */
+function validateWorklist(wl: Obj, env: NodeJS.ProcessEnv): RadnodeConfig['worklist'] {
+  onlyKnown(wl, 'worklist', defaultKeys('worklist'));
+  const viewerUrlPattern = str(wl, 'viewerUrlPattern', 'worklist', { nonEmpty: true })!;
+  if (!viewerUrlPattern.includes('{study}')) throw invalid('worklist.viewerUrlPattern', viewerUrlPattern, 'expected a URL pattern containing {study}');
+  const wh = wl.webhook;
+  if (!isObj(wh)) throw invalid('worklist.webhook', wh, 'expected a mapping');
+  onlyKnown(wh, 'worklist.webhook', Object.keys(DEFAULT_CONFIG.worklist.webhook));
+  const url = str(wh, 'url', 'worklist.webhook')!;
+  if (url !== '') httpUrl('worklist.webhook.url', url);
+  const secret = resolveSecret('worklist.webhook.secret', wh.secret, env);
+  if (typeof secret !== 'string') throw invalid('worklist.webhook.secret', '[secret]', 'expected a string');
+  // An unsigned webhook would let anyone who can reach the receiver forge an urgent alert.
+  if (url !== '' && secret.length < 16) throw invalid('worklist.webhook.secret', '[secret]', 'expected a secret of at least 16 characters with worklist.webhook.url');
+  return {
+    viewerUrlPattern,
+    webhook: {
+      url, secret,
+      maxAttempts: num(wh, 'maxAttempts', 'worklist.webhook', 1, 100),
+      backoffBaseMs: num(wh, 'backoffBaseMs', 'worklist.webhook', 0),
+      backoffMaxMs: num(wh, 'backoffMaxMs', 'worklist.webhook', 0),
+      timeoutMs: num(wh, 'timeoutMs', 'worklist.webhook', 100, 600_000),
+    },
+  };
+}
+
 /** The viewer shows patient images: it gets the same loopback-only rule as the API when no credentials exist. */
 function validateViewer(v: Obj, server: { pacs: RadnodeConfig['pacs']; host: string; port: number; open: boolean }, env: NodeJS.ProcessEnv): RadnodeConfig['viewer'] {
   onlyKnown(v, 'viewer', defaultKeys('viewer'));
@@ -313,6 +339,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     logging: { level: oneOf(lg, 'level', 'logging', ['debug', 'info', 'warn', 'error', 'silent'] as const) },
     results: { trackingIdentifierStyle: oneOf(rs, 'trackingIdentifierStyle', 'results', ['cornerstone3D', 'detector'] as const) },
     viewer,
+    worklist: validateWorklist(section(raw, 'worklist'), env),
   };
 }
 

@@ -118,4 +118,22 @@ export type RadnodeConfig = {
     pacsPassword: string;
     pacsToken: string;
   };
+  /** The triage worklist page and its outgoing webhook for urgent results (issue 10). */
+  worklist: {
+    /**
+     * Where a worklist row opens its study. Placeholders: {study} (Study Instance UID), {accession}, and for the
+     * built-in viewer {host} (the host name the page was loaded from) and {viewerPort} (viewer.port).
+     */
+    viewerUrlPattern: string;
+    webhook: {
+      /** Empty: no webhook. */
+      url: string;
+      /** HMAC-SHA256 key for the X-Radnode-Signature header; required with url (env:/file: recommended). */
+      secret: string;
+      maxAttempts: number;
+      backoffBaseMs: number;
+      backoffMaxMs: number;
+      timeoutMs: number;
+    };
+  };
 };

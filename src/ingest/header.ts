@@ -10,6 +10,8 @@ export type IngestHeader = {
   transferSyntaxUID?: string;
   instanceNumber?: number;
   patientID?: string;
+  /** Shown on the worklist only; the logger drops this key wherever it appears (never log it). */
+  patientName?: string;
   accessionNumber?: string;
   studyDate?: string;
   studyDescription?: string;
@@ -59,6 +61,7 @@ export function readIngestHeader(bytes: Uint8Array): IngestHeader {
     transferSyntaxUID: inst.TransferSyntaxUID,
     instanceNumber: num('InstanceNumber'),
     patientID: text('PatientID'),
+    patientName: text('PatientName'),
     accessionNumber: text('AccessionNumber'),
     studyDate: text('StudyDate'),
     studyDescription: text('StudyDescription'),

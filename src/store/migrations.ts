@@ -136,6 +136,59 @@ CREATE TABLE checkpoints (
 );
 `,
   },
+  {
+    // Issue 10, the triage worklist: patient name for display (never logged), one derived row per study that the
+    // page and GET /api/worklist read with one indexed query, the reader's review (primary data, kept on the same
+    // row), and the outgoing webhook's deliveries (persisted so a restart loses none; one per urgent job).
+    version: 2,
+    sql: `
+ALTER TABLE studies ADD COLUMN patient_name TEXT;
+CREATE INDEX studies_received ON studies(last_received_at);
+CREATE INDEX jobs_updated ON jobs(updated_at);
+
+CREATE TABLE worklist (
+  study_uid TEXT PRIMARY KEY REFERENCES studies(study_uid),
+  priority TEXT NOT NULL,
+  priority_rank INTEGER NOT NULL,
+  study_score REAL,
+  key_finding TEXT,
+  key_job_id INTEGER,
+  result_key TEXT NOT NULL DEFAULT '',
+  detectors TEXT NOT NULL DEFAULT '',
+  modalities TEXT NOT NULL DEFAULT '',
+  results_json TEXT NOT NULL DEFAULT '[]',
+  arrived_at INTEGER NOT NULL,
+  result_at INTEGER,
+  review_state TEXT NOT NULL DEFAULT 'new' CHECK (review_state IN ('new', 'opened', 'reviewed')),
+  review_decision TEXT CHECK (review_decision IN ('agree', 'disagree', 'dismissed')),
+  reviewer TEXT,
+  review_reason TEXT,
+  reviewed_at INTEGER,
+  second_decision TEXT CHECK (second_decision IN ('agree', 'disagree', 'dismissed')),
+  second_reader TEXT,
+  second_reason TEXT,
+  second_at INTEGER,
+  version INTEGER NOT NULL
+);
+CREATE INDEX worklist_order ON worklist(priority_rank, arrived_at, study_uid);
+CREATE INDEX worklist_version ON worklist(version);
+
+CREATE TABLE webhook_deliveries (
+  id INTEGER PRIMARY KEY,
+  job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id),
+  study_uid TEXT NOT NULL,
+  body_json TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_status INTEGER,
+  last_error TEXT,
+  created_at INTEGER NOT NULL,
+  delivered_at INTEGER
+);
+CREATE INDEX webhook_due ON webhook_deliveries(state, next_attempt_at);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -84,9 +84,9 @@ export class SqliteStore {
       const study = this.db.prepare('SELECT state FROM studies WHERE study_uid = ?').get(rec.studyInstanceUID) as { state: string } | undefined;
       if (!study) {
         this.db
-          .prepare(`INSERT INTO studies (study_uid, patient_id, accession_number, study_date, study_description, state, first_received_at, last_received_at)
-                    VALUES (?, ?, ?, ?, ?, 'receiving', ?, ?)`)
-          .run(rec.studyInstanceUID, rec.patientID ?? null, rec.accessionNumber ?? null, rec.studyDate ?? null, rec.studyDescription ?? null, now, now);
+          .prepare(`INSERT INTO studies (study_uid, patient_id, patient_name, accession_number, study_date, study_description, state, first_received_at, last_received_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 'receiving', ?, ?)`)
+          .run(rec.studyInstanceUID, rec.patientID ?? null, rec.patientName ?? null, rec.accessionNumber ?? null, rec.studyDate ?? null, rec.studyDescription ?? null, now, now);
       }
       const seriesExists = this.db.prepare('SELECT 1 FROM series WHERE series_uid = ?').get(rec.seriesInstanceUID) !== undefined;
       if (!seriesExists) {

@@ -18,6 +18,7 @@ export type InstanceRecord = {
   isOwn: boolean;
   // study attributes
   patientID?: string;
+  patientName?: string;
   accessionNumber?: string;
   studyDate?: string;
   studyDescription?: string;
@@ -34,6 +35,7 @@ export type InstanceRecord = {
 export type StudyRow = {
   study_uid: string;
   patient_id: string | null;
+  patient_name: string | null;
   accession_number: string | null;
   study_date: string | null;
   study_description: string | null;
