@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backoffMs } from '../workflow/engine.ts';
+import { SCHEMA_VERSION } from './migrations.ts';
 import { SqliteStore } from './store.ts';
 import type { InstanceRecord } from './types.ts';
 
@@ -17,7 +18,7 @@ describe('SqliteStore', () => {
   it('migrates a fresh store in WAL mode and refuses one from a newer radnode', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'rn-store-')), 'radnode.sqlite');
     const s = SqliteStore.open(file);
-    expect(s.db.pragma('user_version', { simple: true })).toBe(1);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
     s.db.pragma('user_version = 99');
     s.close();
