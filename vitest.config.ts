@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // on a 2-core machine so that timing-dependent waits (quiet periods, StableAge) are not starved.
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'models/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     fileParallelism: !process.env.CI,
