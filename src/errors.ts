@@ -33,6 +33,7 @@ export const ERROR_TABLE = {
   RN_DETECTOR_FAILED: { httpStatus: 500, retryable: true, exitCode: 1, description: 'The detector threw while running' },
   RN_DETECTOR_UNKNOWN: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The job names a detector that is not registered' },
   RN_DETECTOR_INVALID: { httpStatus: 500, retryable: false, exitCode: 2, description: 'A detector module does not export a valid detector' },
+  RN_MODEL_INVALID: { httpStatus: 500, retryable: false, exitCode: 1, description: 'A model is refused at start-up: its manifest is invalid, its file is missing or corrupt, its sha256 differs, or its ONNX graph does not fit the manifest' },
   RN_INPUT_MISSING: { httpStatus: 500, retryable: false, exitCode: 1, description: 'An input instance file is missing from the store' },
   RN_RESULT_INVALID: { httpStatus: 500, retryable: false, exitCode: 1, description: 'A result object failed validation' },
   // delivery

@@ -7,7 +7,7 @@ import { createApp } from './api/app.ts';
 import { startViewer, type RunningViewer } from './api/viewer/server.ts';
 import type { RadnodeConfig } from './config/types.ts';
 import { qido, DELIVERY_CODES } from './delivery/dicomweb.ts';
-import { BUILTIN_DETECTORS } from './detectors/index.ts';
+import { startBuiltinDetectors } from './detectors/index.ts';
 import type { Detector } from './detectors/detector.ts';
 import { asRadnodeError } from './errors.ts';
 import { readIngestHeader } from './ingest/header.ts';
@@ -96,7 +96,10 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   await recover(config, store, log);
   const released = await store.releaseAllLeases();
   if (released) log.info('resuming jobs interrupted by a crash', { jobs: released });
-  const { detectors, problems } = await loadDetectors([...BUILTIN_DETECTORS, ...(opts.extraDetectors ?? [])], config.detectors.modules);
+  const builtin = await startBuiltinDetectors(config.inference, log);
+  const loaded = await loadDetectors([...builtin.detectors, ...(opts.extraDetectors ?? [])], config.detectors.modules);
+  const { detectors } = loaded;
+  const problems = [...builtin.problems, ...loaded.problems];
   for (const p of problems) log.error('detector refused', p);
   const orphaned = await store.failJobsOfUnknownDetectors([...detectors.keys()]);
   if (orphaned.length) log.warn('jobs of detectors that are not installed were dead-lettered', { jobs: orphaned });
@@ -156,6 +159,7 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await engine.stop();
+      await builtin.runtime.terminate();
       store.close();
     },
   };

@@ -15,6 +15,10 @@ Usage:
   radnode jobs list [--state S] [--study UID] [--json]     list jobs
   radnode jobs retry ID                                    retry a failed or cancelled job
   radnode jobs cancel ID                                   cancel a job
+  radnode analyze PATH... --out DIR [--detector ID] [--json]
+                                                           run the whole pipeline on local files; objects + summary.json in DIR
+  radnode models list [--json]                             models: id, version, detector, routing hints, sha256 check
+  radnode models verify                                    full start-up check of every model (exit 1 if any is refused)
   radnode validate FILE...                                 check result objects (our checks + dciodvfy)
   radnode inspect FILE [--pixels OUT]                      header summary, transfer syntax, pixel decode check
 
@@ -100,6 +104,72 @@ async function validate(args: string[], io: Out): Promise<number> {
   return bad ? 1 : 0;
 }
 
+/** A one-line progress bar on stderr, for runs long enough to wonder about (and only on a terminal). */
+function progressBar(io: Out, total: number): ((p: { phase: string; done: number; total: number }) => void) | undefined {
+  if (!process.stderr.isTTY || total < 5) return undefined;
+  return (p) => {
+    const width = 30;
+    const filled = p.total ? Math.round((p.done / p.total) * width) : 0;
+    process.stderr.write(`\r${p.phase.padEnd(6)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total}` + (p.phase === 'run' && p.done === p.total ? '\n' : ''));
+  };
+}
+
+async function analyzeCommand(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true,
+    options: { out: { type: 'string' }, detector: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean' } },
+  });
+  if (values.help) return io.out(USAGE), 0;
+  if (positionals.length === 0) throw new RadnodeError('RN_USAGE', 'radnode analyze needs at least one PATH (files or folders)');
+  if (!values.out) throw new RadnodeError('RN_USAGE', 'radnode analyze needs --out DIR');
+  const config = configFrom(values);
+  const { analyze, formatSummary } = await import('../analyze.ts');
+  const { createLogger } = await import('../log.ts');
+  const summary = await analyze(positionals, config, {
+    out: values.out, detector: values.detector,
+    // Logs would interleave with the table: only warnings and worse, on stderr via the logger's own stream.
+    log: createLogger(values.json ? 'silent' : 'error', { service: 'radnode-analyze' }, (line) => process.stderr.write(line + '\n')),
+    onProgress: progressBar(io, positionals.length),
+  });
+  if (values.json) io.out(JSON.stringify(summary, null, 2));
+  else io.out(formatSummary(summary, values.out));
+  const failed = summary.results.some((r) => r.error) || summary.problems.length > 0;
+  return failed ? 1 : 0;
+}
+
+async function modelsCommand(args: string[], io: Out): Promise<number> {
+  const [verb, ...rest] = args;
+  const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } } });
+  if (values.help || !verb) return io.out(USAGE), verb ? 0 : 2;
+  const config = configFrom(values);
+  const { checkModels } = await import('../inference/registry.ts');
+  if (verb === 'list') {
+    const { models, problems } = await checkModels(config.inference.modelsDir);
+    const rows = [
+      ...models.map((m) => ({ id: m.manifest.id, version: m.manifest.version, detector: m.manifest.detector, routing: m.manifest.routing ?? {}, sha256Ok: true, dir: m.dir })),
+      ...problems.map((p) => ({ id: p.source.split('/').pop() ?? p.source, version: '', detector: '', routing: {}, sha256Ok: false, dir: p.source, problem: p.detail })),
+    ];
+    if (values.json) io.out(JSON.stringify({ modelsDir: config.inference.modelsDir, models: rows }, null, 2));
+    else {
+      io.out(['id', 'version', 'detector', 'routing', 'sha256'].join('\t'));
+      for (const r of rows) io.out([r.id, r.version, r.detector, Object.entries(r.routing).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('|') : v}`).join(' '), r.sha256Ok ? 'ok' : 'REFUSED'].join('\t'));
+      for (const p of problems) io.err(`refused: ${p.code}: ${p.detail}`);
+    }
+    return 0;
+  }
+  if (verb === 'verify') {
+    const { startBuiltinDetectors } = await import('../detectors/index.ts');
+    const { createLogger } = await import('../log.ts');
+    const b = await startBuiltinDetectors(config.inference, createLogger('warn', { service: 'radnode-models' }));
+    await b.runtime.terminate();
+    for (const m of b.models) io.out(`ok: ${m.manifest.id} ${m.manifest.version} (${m.manifest.detector}) ${m.path} on ${m.session.provider}`);
+    for (const p of b.problems) io.out(`REFUSED: ${p.code}: ${p.detail}`);
+    if (b.models.length === 0 && b.problems.length === 0) io.out(`no models in ${config.inference.modelsDir}`);
+    return b.problems.length ? 1 : 0;
+  }
+  throw new RadnodeError('RN_USAGE', `unknown models verb ${verb} (list, verify)`);
+}
+
 export async function main(argv: string[], io: Out = defaultOut): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -110,6 +180,10 @@ export async function main(argv: string[], io: Out = defaultOut): Promise<number
         return await jobs(rest, io);
       case 'validate':
         return await validate(rest, io);
+      case 'analyze':
+        return await analyzeCommand(rest, io);
+      case 'models':
+        return await modelsCommand(rest, io);
       case 'inspect': {
         const { inspectCommand } = await import('./inspect.ts');
         return await inspectCommand(rest, io);

@@ -46,6 +46,8 @@ export const DEFAULT_CONFIG: RadnodeConfig = {
      confirmTimeoutMs: 30_000, retractSuperseded: true },
   poll: { enabled: false, schedule: '*/30 * * * * *', source: 'qido', lookbackDays: 2, onlyRoutedModalities: true },
   detectors: { modules: [], disabled: [] },
+  // One inference at a time with every core (DESIGN §3 Scheduling); a single graph rarely has parallel branches.
+  inference: { modelsDir: '', intraOpThreads: 0, interOpThreads: 1, executionProviders: ['cpu'] },
   logging: { level: 'info' },
   // OHIF hydrates and draws only measurements named after its own tools (shared/notes/viewer.md).
   results: { trackingIdentifierStyle: 'cornerstone3D' },

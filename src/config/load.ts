@@ -301,6 +301,11 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   if (fields < 5 || fields > 6) throw invalid('poll.schedule', schedule, 'expected a cron expression of 5 or 6 fields');
   const det = section(raw, 'detectors');
   onlyKnown(det, 'detectors', defaultKeys('detectors'));
+  const inf = section(raw, 'inference');
+  onlyKnown(inf, 'inference', defaultKeys('inference'));
+  const providers = strList(inf, 'executionProviders', 'inference');
+  if (providers.length === 0 || providers.some((p) => p !== 'cpu' && p !== 'cuda') || providers.at(-1) !== 'cpu' || new Set(providers).size !== providers.length)
+    throw invalid('inference.executionProviders', providers, "expected ['cpu'] or ['cuda', 'cpu'] (cpu last, as the fallback)");
   const lg = section(raw, 'logging');
   onlyKnown(lg, 'logging', defaultKeys('logging'));
   const rs = section(raw, 'results');
@@ -336,6 +341,12 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     },
     poll: { enabled: pollEnabled, schedule, source: pollSource, lookbackDays: num(pl, 'lookbackDays', 'poll', 0, 3650), onlyRoutedModalities: bool(pl, 'onlyRoutedModalities', 'poll') },
     detectors: { modules: strList(det, 'modules', 'detectors'), disabled: strList(det, 'disabled', 'detectors') },
+    inference: {
+      modelsDir: str(inf, 'modelsDir', 'inference')!,
+      intraOpThreads: num(inf, 'intraOpThreads', 'inference', 0, 256),
+      interOpThreads: num(inf, 'interOpThreads', 'inference', 0, 256),
+      executionProviders: providers as ('cpu' | 'cuda')[],
+    },
     logging: { level: oneOf(lg, 'level', 'logging', ['debug', 'info', 'warn', 'error', 'silent'] as const) },
     results: { trackingIdentifierStyle: oneOf(rs, 'trackingIdentifierStyle', 'results', ['cornerstone3D', 'detector'] as const) },
     viewer,
@@ -377,6 +388,8 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
   cfg.delivery.folder = cfg.delivery.folder ? resolve(base, cfg.delivery.folder) : resolve(cfg.data.dir, 'outbox');
   // The default OHIF folder is where scripts/fetch-ohif puts it, inside radnode's own install.
   cfg.viewer.ohifDir = cfg.viewer.ohifDir ? resolve(base, cfg.viewer.ohifDir) : fileURLToPath(new URL('../../.cache/ohif/dist', import.meta.url));
+  // The shipped models sit in radnode's own install, wherever the process was started from.
+  cfg.inference.modelsDir = cfg.inference.modelsDir ? resolve(base, cfg.inference.modelsDir) : fileURLToPath(new URL('../../models', import.meta.url));
   cfg.detectors.modules = cfg.detectors.modules.map((m) => (m.startsWith('.') || m.startsWith('/') ? resolve(base, m) : m));
   return cfg;
 }

@@ -97,6 +97,17 @@ export type RadnodeConfig = {
     /** Detector ids to disable. */
     disabled: string[];
   };
+  /** Model registry and onnxruntime sessions (src/inference). */
+  inference: {
+    /** Folder of models/<id>/{model.onnx, manifest.json, CARD.md}; '' means the models folder shipped with radnode. */
+    modelsDir: string;
+    /** onnxruntime intra-op threads (one forward pass); 0: onnxruntime's default, one per core. */
+    intraOpThreads: number;
+    /** onnxruntime inter-op threads (parallel graph branches); 0: onnxruntime's default. */
+    interOpThreads: number;
+    /** ['cpu'], or ['cuda', 'cpu'] to use the CUDA execution provider when installed (else a warning, then CPU). */
+    executionProviders: ('cpu' | 'cuda')[];
+  };
   logging: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
   results: {
     /**

@@ -51,6 +51,8 @@ export type DetectorResult = {
   findings: Finding[];
   heatmaps: Heatmap[];
   skipped: SkippedSeries[];
+  /** Milliseconds per stage of `run` (decode, preprocess, infer, postprocess): summary.json and benchmarks (DESIGN §5). */
+  timingsMs?: Record<string, number>;
 };
 
 export function isPlace3D(place: Place2D | Place3D): place is Place3D {

@@ -33,9 +33,10 @@ export function backoffMs(base: number, max: number, attempt: number, random = M
 
 
 /** The summary kept with a job: the findings model without heatmap pixels (summary.json of DESIGN §5). */
-function summaryOf(result: DetectorResult): string {
+function summaryOf(result: DetectorResult, writeMs: number): string {
   const { heatmaps, ...rest } = result;
-  return JSON.stringify({ ...rest, heatmaps: heatmaps.map((h) => ({ sopInstanceUID: h.sopInstanceUID, frame: h.frame, width: h.width, height: h.height })) });
+  // The write stage is timed here, where it happens, beside the detector's own stages (summary.json timingsMs).
+  return JSON.stringify({ ...rest, timingsMs: { ...result.timingsMs, write: Math.round(writeMs * 10) / 10 }, heatmaps: heatmaps.map((h) => ({ sopInstanceUID: h.sopInstanceUID, frame: h.frame, width: h.width, height: h.height })) });
 }
 
 /**
@@ -186,6 +187,7 @@ export class WorkflowEngine {
         throw err instanceof RadnodeError ? err : new RadnodeError('RN_DETECTOR_FAILED', `detector ${job.detector} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
       }
       const runMs = Date.now() - started;
+      const writeStarted = performance.now();
       const contentDateTime = new Date(await store.freezeContentDateTime(job.id, new Date().toISOString()));
       const objects = await this.deps.writeResults(result, sources, {
         node: { uidRoot: config.node.uidRoot, manufacturer: config.node.manufacturer, modelName: config.node.modelName, softwareVersion: SOFTWARE_VERSION, institutionName: config.node.institutionName, stationName: config.node.stationName },
@@ -203,8 +205,9 @@ export class WorkflowEngine {
           sop_class_uid: o.sopClassUID, instance_number: o.instanceNumber, path, sha256: createHash('sha256').update(o.bytes).digest('hex'), fingerprint: o.fingerprint,
         };
       });
+      const writeMs = performance.now() - writeStarted;
       crashPoint('after-write');
-      await store.finishRun(job.id, this.workerId, outputs, { json: summaryOf(result), studyScore: result.studyScore, priority: result.priority });
+      await store.finishRun(job.id, this.workerId, outputs, { json: summaryOf(result, writeMs), studyScore: result.studyScore, priority: result.priority });
       log.info('job written', { outputs: outputs.length, priority: result.priority, runMs });
       crashPoint('after-run');
     } catch (err) {

@@ -1,0 +1,138 @@
+/**
+ * The chest radiograph detector (issue 5): frontal CR/DX chest films (and DX-like secondary captures such as the
+ * public RSNA and NIH films) → probability of an abnormal opacity, a study score and priority from the manifest's
+ * operating points, a finding with its box when positive, and the model's class activation map as the heatmap.
+ * Any model whose manifest names detector 'cxr' runs here, so a site's own ONNX model needs no code.
+ */
+import { createHash } from 'node:crypto';
+import type { LoadedModel } from '../../inference/registry.ts';
+import type { InferenceRuntime } from '../../inference/runtime.ts';
+import type { RadiographReply, StageTimings } from '../../inference/protocol.ts';
+import type { Code, DetectorResult, Finding, Heatmap, Priority, SkippedSeries } from '../../results/findings.ts';
+import { NOT_PROCESSED } from '../../workflow/reasons.ts';
+import type { Detector, SelectResult, SeriesInfo } from '../detector.ts';
+
+export const CXR_DETECTOR = 'cxr';
+
+const MODALITIES = ['CR', 'DX'];
+/** Empty is accepted: many exported films (the NIH ChestX-ray14 secondary captures) carry no Body Part Examined. */
+const BODY_PARTS = ['CHEST', 'THORAX', ''];
+const FRONTAL = ['PA', 'AP', ''];
+/** PS3.3 C.8.11.5 (DX) and C.8.1 (CR) View Position values for a lateral projection, plus common vendor spellings. */
+const LATERAL = ['LL', 'RL', 'LATERAL', 'LAT', 'LLAT', 'RLAT', 'XTABLE'];
+
+/** SNOMED CT finding sites: the side of the hot region when the image says which side is which. */
+const SITE = {
+  right: { scheme: 'SCT', value: '3341006', meaning: 'Right lung' },
+  left: { scheme: 'SCT', value: '44029006', meaning: 'Left lung' },
+} as const satisfies Record<string, Code>;
+
+export function selectChestRadiograph(s: SeriesInfo): SelectResult {
+  const modality = (s.modality ?? '').toUpperCase();
+  if (!MODALITIES.includes(modality)) return { accepted: false, reason: NOT_PROCESSED.declined, detail: `modality ${s.modality ?? '(none)'}: the chest radiograph detector reads CR and DX only` };
+  const body = (s.bodyPartExamined ?? '').toUpperCase();
+  if (!BODY_PARTS.includes(body)) return { accepted: false, reason: NOT_PROCESSED.declined, detail: `Body Part Examined ${body}: not a chest` };
+  const view = (s.viewPosition ?? '').toUpperCase();
+  // Without a View Position the Series Description is the only hint; "view: LL" or "LAT" there means lateral.
+  const describedLateral = view === '' && /\b(lat|lateral|ll|rl)\b/i.test(s.seriesDescription ?? '');
+  if (LATERAL.includes(view) || describedLateral)
+    return { accepted: false, reason: NOT_PROCESSED.lateralView, detail: view ? `View Position ${view}` : `Series Description "${s.seriesDescription}"` };
+  if (!FRONTAL.includes(view)) return { accepted: false, reason: NOT_PROCESSED.declined, detail: `View Position ${view}: only PA and AP views are read` };
+  return { accepted: true };
+}
+
+/** A Tracking Unique Identifier under 2.25 (PS3.5 B.2, UUID-derived) from the inputs, so a re-run gives the same one. */
+function trackingUid(parts: string[]): string {
+  const h = createHash('sha256').update(parts.join('\u0000')).digest().subarray(0, 16);
+  return `2.25.${BigInt('0x' + h.toString('hex')).toString(10)}`;
+}
+
+/**
+ * Which lung the region lies over, from Patient Orientation (0020,0020): its first value is the direction of the
+ * rows (left to right on screen). Films without it get no site, since a flipped secondary capture would put the
+ * finding in the wrong lung.
+ */
+function siteOf(reply: Extract<RadiographReply, { kind: 'ok' }>): Code | undefined {
+  if (!reply.hot) return undefined;
+  const rowDir = reply.patientOrientation[0]?.[0];
+  if (rowDir !== 'L' && rowDir !== 'R') return undefined;
+  const [[x0], [x1]] = reply.hot.box;
+  const mid = reply.columns / 2;
+  const side = x1 <= mid ? 'first' : x0 >= mid ? 'second' : null;
+  if (!side) return undefined;
+  // Rows run towards the patient's left ('L'): the left half of the image is the patient's right.
+  const firstHalfIsRight = rowDir === 'L';
+  return (side === 'first') === firstHalfIsRight ? SITE.right : SITE.left;
+}
+
+export function priorityOf(score: number, op: LoadedModel['manifest']['operatingPoints']): Priority {
+  if (op.urgent && score >= op.urgent.threshold) return 'urgent';
+  if (score >= op.positive.threshold) return 'positive';
+  return 'negative';
+}
+
+export type CxrTimings = StageTimings;
+
+/** One detector per model whose manifest says detector 'cxr'. `id` is 'cxr' for the shipped model, the model id otherwise. */
+export function createCxrDetector(model: LoadedModel, runtime: InferenceRuntime, id: string): Detector {
+  const { manifest } = model;
+  const identity = { id, version: manifest.version, modelSha256: model.sha256 };
+  return {
+    manifest: { ...identity, routing: manifest.routing },
+    select: selectChestRadiograph,
+    async run(input, ctx): Promise<DetectorResult> {
+      const findings: Finding[] = [];
+      const heatmaps: Heatmap[] = [];
+      const skipped: SkippedSeries[] = [];
+      const timings: CxrTimings = { decode: 0, preprocess: 0, infer: 0, postprocess: 0 };
+      let studyScore = 0;
+      let read = 0;
+      for (const series of input.series) {
+        for (const inst of series.instances) {
+          if (ctx.signal?.aborted) throw ctx.signal.reason;
+          const reply = await runtime.radiograph({ key: manifest.id, path: inst.path, spec: manifest, wantHeatmap: true });
+          timings.decode += reply.timingsMs.decode;
+          if (reply.kind === 'refused') {
+            skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, reason: NOT_PROCESSED.colourImage, detail: `${inst.sopInstanceUID}: ${reply.detail}` });
+            continue;
+          }
+          read++;
+          timings.preprocess += reply.timingsMs.preprocess;
+          timings.infer += reply.timingsMs.infer;
+          timings.postprocess += reply.timingsMs.postprocess;
+          if (reply.heatmap) heatmaps.push({ sopInstanceUID: inst.sopInstanceUID, width: reply.columns, height: reply.rows, values: reply.heatmap });
+          for (const label of manifest.labels) {
+            const p = reply.scores[label.index];
+            if (p === undefined || !Number.isFinite(p)) continue;
+            studyScore = Math.max(studyScore, p);
+            if (p < manifest.operatingPoints.positive.threshold) continue;
+            // The CAM is the map of the model's positive class: it places the finding of a single-label model.
+            const place = reply.hot && manifest.labels.length === 1 ? { sopInstanceUID: inst.sopInstanceUID, shape: 'box' as const, points: reply.hot.box.map(([x, y]) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10] as [number, number]) } : undefined;
+            const site = manifest.labels.length === 1 ? siteOf(reply) : undefined;
+            findings.push({
+              trackingUid: trackingUid([input.studyInstanceUID, inst.sopInstanceUID, model.sha256, String(label.index)]),
+              trackingId: `${id}-${label.code.value}-${findings.length + 1}`,
+              concept: label.code,
+              probability: Math.round(p * 1e4) / 1e4,
+              ...(site ? { site } : {}),
+              ...(place ? { place } : {}),
+            });
+          }
+        }
+      }
+      ctx.log.debug('cxr run', { images: read, skipped: skipped.length, timingsMs: timings });
+      const result: DetectorResult = {
+        detector: identity,
+        studyInstanceUID: input.studyInstanceUID,
+        sourceSeries: input.series.map((s) => s.info.seriesInstanceUID),
+        studyScore: read ? Math.round(studyScore * 1e4) / 1e4 : 0,
+        priority: read ? priorityOf(studyScore, manifest.operatingPoints) : 'unprocessed',
+        findings,
+        heatmaps,
+        skipped,
+        timingsMs: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+      };
+      return result;
+    },
+  };
+}

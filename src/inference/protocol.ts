@@ -1,0 +1,41 @@
+import type { ModelManifest } from './manifest.ts';
+import type { HotRegion } from './image.ts';
+
+/** The messages between the main thread (runtime.ts) and the inference worker (worker.ts). */
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+export type SessionSettings = { intraOpThreads: number; interOpThreads: number; executionProviders: ExecutionProvider[] };
+
+export type TensorInfo = { name: string; type?: string; shape: (number | string)[] };
+
+export type OpenRequest = { type: 'open'; key: string; path: string; settings: SessionSettings };
+export type OpenReply = { inputs: TensorInfo[]; outputs: TensorInfo[]; provider: ExecutionProvider; warnings: string[] };
+
+/** What the worker needs of a manifest to run a 2D image model: the input, the preprocessing and the outputs. */
+export type Image2DSpec = Pick<ModelManifest, 'input' | 'preprocess' | 'outputs'>;
+
+export type RadiographRequest = { type: 'radiograph'; key: string; path: string; spec: Image2DSpec; /** also map the CAM to the source image */ wantHeatmap: boolean };
+
+export type StageTimings = { decode: number; preprocess: number; infer: number; postprocess: number };
+
+export type RadiographReply =
+  | {
+      kind: 'ok';
+      rows: number;
+      columns: number;
+      photometricInterpretation: string;
+      /** Patient Orientation (0020,0020): direction of the rows and of the columns, when present. */
+      patientOrientation: string[];
+      /** One score per output element of the probabilities/logits output, sigmoid applied to logits. */
+      scores: number[];
+      cam?: { height: number; width: number; values: Float32Array };
+      /** The CAM at source resolution (rows × columns), 0..1. */
+      heatmap?: Float32Array;
+      hot?: HotRegion;
+      timingsMs: StageTimings;
+    }
+  | { kind: 'refused'; reason: 'colour'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
+
+export type WorkerRequest = ({ type: 'close'; key: string } | OpenRequest | RadiographRequest) & { id: number };
+export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; code: string; message: string; details?: Record<string, unknown> };

@@ -1,0 +1,126 @@
+/**
+ * The inference worker thread: it holds the onnxruntime sessions and does decode → preprocess → infer →
+ * postprocess for one image at a time. onnxruntime-node's `session.run` is synchronous on the calling thread
+ * (its promise wraps a blocking native call in setImmediate: onnxruntime-node dist/backend.js), so inference on
+ * the main thread would stall every HTTP request for the length of a forward pass. Here it stalls nothing.
+ */
+import { readFile } from 'node:fs/promises';
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { decodeFrames, percentileWindow, physicalValues, modalityLut, readInstance, toDisplay, type VoiWindow } from '../dicom/index.ts';
+import { RadnodeError } from '../errors.ts';
+import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
+import type { ExecutionProvider, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
+
+const sessions = new Map<string, ort.InferenceSession>();
+
+function metadata(list: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return list.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, shape: [] }));
+}
+
+async function open(req: OpenRequest): Promise<OpenReply> {
+  const warnings: string[] = [];
+  let providers: ExecutionProvider[] = req.settings.executionProviders;
+  if (providers.includes('cuda')) {
+    // The npm tarball carries only the CPU provider; the CUDA one is a separate install (docs/configuration.md).
+    const cuda = ort.listSupportedBackends().find((b) => b.name === 'cuda');
+    if (!cuda?.bundled) {
+      warnings.push('inference.executionProviders names cuda, but the CUDA execution provider is not installed; using cpu');
+      providers = ['cpu'];
+    }
+  }
+  const options = (p: ExecutionProvider[]): ort.InferenceSession.SessionOptions => ({
+    executionProviders: p,
+    graphOptimizationLevel: 'all',
+    ...(req.settings.intraOpThreads > 0 ? { intraOpNumThreads: req.settings.intraOpThreads } : {}),
+    ...(req.settings.interOpThreads > 0 ? { interOpNumThreads: req.settings.interOpThreads } : {}),
+  });
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(req.path, options(providers));
+  } catch (err) {
+    if (providers[0] !== 'cuda') throw err;
+    warnings.push(`the CUDA execution provider failed to start (${(err as Error).message}); using cpu`);
+    providers = ['cpu'];
+    session = await ort.InferenceSession.create(req.path, options(providers));
+  }
+  await sessions.get(req.key)?.release();
+  sessions.set(req.key, session);
+  return { inputs: metadata(session.inputMetadata), outputs: metadata(session.outputMetadata), provider: providers[0], warnings };
+}
+
+const now = () => performance.now();
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+async function radiograph(req: RadiographRequest): Promise<{ value: RadiographReply; transfer: ArrayBuffer[] }> {
+  const session = sessions.get(req.key);
+  if (!session) throw new RadnodeError('RN_MODEL_INVALID', `model ${req.key} has no open session`);
+  const { spec } = req;
+  let t = now();
+  const instance = readInstance(await readFile(req.path));
+  const [frame] = await decodeFrames(instance, { frames: [0] });
+  const decode = now() - t;
+  if (frame.samplesPerPixel !== 1) {
+    return { value: { kind: 'refused', reason: 'colour', detail: `Photometric Interpretation ${frame.photometricInterpretation}, ${frame.samplesPerPixel} samples per pixel`, timingsMs: { decode } }, transfer: [] };
+  }
+
+  t = now();
+  const w = spec.preprocess.window;
+  let window: VoiWindow | undefined;
+  if (w.kind === 'fixed') window = { center: w.center, width: w.width, function: 'LINEAR' };
+  else if (w.kind === 'percentile') window = percentileWindow(physicalValues(frame, modalityLut(instance, 0)), w.low / 100, w.high / 100);
+  // toDisplay: Modality LUT → VOI → 0..1, MONOCHROME1 inverted (PS3.4 N.2.1.1), so the model always sees bone bright.
+  const display = toDisplay(instance, frame, window ? { window } : {});
+  const [height, width] = spec.preprocess.size ?? [frame.rows, frame.columns];
+  const { data, geometry } = resizeToInput(display, frame.rows, frame.columns, height, width, spec.preprocess.resize ?? 'stretch');
+  normalise(data, spec.preprocess.normalise.mean, spec.preprocess.normalise.std);
+  const preprocess = now() - t;
+
+  t = now();
+  const out = await session.run({ [spec.input.name]: new ort.Tensor('float32', data, [1, 1, height, width]) });
+  const infer = now() - t;
+
+  t = now();
+  const scoreOut = spec.outputs.find((o) => o.kind === 'probabilities' || o.kind === 'logits')!;
+  const raw = Array.from(out[scoreOut.name].data as Float32Array);
+  const scores = scoreOut.kind === 'logits' ? raw.map(sigmoid) : raw;
+  const camOut = spec.outputs.find((o) => o.kind === 'cam');
+  let cam: { height: number; width: number; values: Float32Array } | undefined;
+  let heatmap: Float32Array | undefined;
+  let hot: HotRegion | undefined;
+  if (camOut) {
+    const tensor = out[camOut.name];
+    const dims = tensor.dims;
+    const [ch, cw] = dims.slice(-2);
+    cam = { height: ch, width: cw, values: Float32Array.from(tensor.data as Float32Array).subarray(0, ch * cw) };
+    hot = hotRegion(cam.values, ch, cw, geometry, frame.rows, frame.columns);
+    if (req.wantHeatmap) heatmap = camToSource(cam.values, ch, cw, geometry, frame.rows, frame.columns);
+  }
+  const postprocess = now() - t;
+  const orientation = instance.header.strings('PatientOrientation').map((s) => s.trim().toUpperCase());
+  const value: RadiographReply = {
+    kind: 'ok', rows: frame.rows, columns: frame.columns, photometricInterpretation: frame.photometricInterpretation, patientOrientation: orientation,
+    scores, cam, heatmap, hot, timingsMs: { decode, preprocess, infer, postprocess },
+  };
+  return { value, transfer: heatmap ? [heatmap.buffer as ArrayBuffer] : [] };
+}
+
+parentPort!.on('message', (msg: WorkerRequest) => {
+  void (async () => {
+    try {
+      let reply: { value: unknown; transfer: ArrayBuffer[] };
+      if (msg.type === 'open') reply = { value: await open(msg), transfer: [] };
+      else if (msg.type === 'close') {
+        await sessions.get(msg.key)?.release();
+        sessions.delete(msg.key);
+        reply = { value: null, transfer: [] };
+      } else reply = await radiograph(msg);
+      parentPort!.postMessage({ id: msg.id, ok: true, value: reply.value } satisfies WorkerReply, reply.transfer);
+    } catch (err) {
+      const e = err instanceof RadnodeError ? err : null;
+      parentPort!.postMessage({
+        id: msg.id, ok: false, code: e?.code ?? 'RN_INTERNAL', message: (err as Error)?.message ?? String(err), details: e?.details,
+      } satisfies WorkerReply);
+    }
+  })();
+});
