@@ -21,12 +21,14 @@ import { writeFileDurable } from './store/durable-file.ts';
 import { SqliteStore } from './store/store.ts';
 import { isOwnInstance } from './workflow/loop-guard.ts';
 import { WorkflowEngine } from './workflow/engine.ts';
+import { WorklistService } from './worklist/service.ts';
 import { loadDetectors } from './workflow/registry.ts';
 
 export type RunningNode = {
   config: RadnodeConfig;
   store: SqliteStore;
   engine: WorkflowEngine;
+  worklist: WorklistService;
   server: Server;
   port: number;
   /** The built-in viewer when viewer.enabled (its own port: OHIF needs the root of an origin). */
@@ -103,7 +105,9 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   for (const p of problems) log.error('detector refused', p);
   const orphaned = await store.failJobsOfUnknownDetectors([...detectors.keys()]);
   if (orphaned.length) log.warn('jobs of detectors that are not installed were dead-lettered', { jobs: orphaned });
-  const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log });
+  const worklist = new WorklistService({ store, config, log });
+  await worklist.start();
+  const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log, onDelivered: (job) => worklist.onJobDelivered(job.study_uid) });
 
   let pacsReachable: boolean | null = null;
   const probe = async () => {
@@ -119,7 +123,7 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   const probeTimer = setInterval(() => void probe(), 30_000);
   probeTimer.unref();
 
-  const app = createApp({ config, store, engine, log, detectorIds: [...detectors.keys()], detectorProblems: problems, pacsReachable: () => pacsReachable });
+  const app = createApp({ config, store, engine, log, detectorIds: [...detectors.keys()], detectorProblems: problems, pacsReachable: () => pacsReachable, worklist });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.server.port, config.server.host, () => resolve(s));
     s.once('error', reject);
@@ -151,7 +155,7 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   log.info('radnode started', { port, host: config.server.host, dataDir: config.data.dir, detectors: [...detectors.keys()], delivery: config.delivery.mode, poll: config.poll.enabled ? config.poll.source : 'off' });
 
   return {
-    config, store, engine, server, port, viewer, log,
+    config, store, engine, worklist, server, port, viewer, log,
     async stop() {
       for (const p of pollers) p.stop();
       clearInterval(probeTimer);
@@ -159,6 +163,7 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await engine.stop();
+      await worklist.stop();
       await builtin.runtime.terminate();
       store.close();
     },

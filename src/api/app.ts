@@ -10,6 +10,8 @@ import type { SqliteStore } from '../store/store.ts';
 import type { JobRow, JobState } from '../store/types.ts';
 import type { WorkflowEngine } from '../workflow/engine.ts';
 import type { RegistryProblem } from '../workflow/registry.ts';
+import { createWorklistRouter } from '../worklist/routes.ts';
+import type { WorklistService } from '../worklist/service.ts';
 import { requireRole } from './auth.ts';
 
 export type AppDeps = {
@@ -21,6 +23,8 @@ export type AppDeps = {
   detectorProblems: RegistryProblem[];
   /** Last result of the PACS reachability probe, for /readyz. */
   pacsReachable: () => boolean | null;
+  /** The triage worklist (page, API, live events); absent in tests that build an app without it. */
+  worklist?: WorklistService;
 };
 
 const JOB_STATES: JobState[] = ['queued', 'running', 'written', 'delivered', 'failed', 'cancelled', 'superseded'];
@@ -127,6 +131,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/api/metrics', readRole, async (_req, res) => {
     res.json({ jobs: await store.jobCounts(), conflicts: await store.countConflicts() });
   });
+
+  if (deps.worklist) app.use(createWorklistRouter({ service: deps.worklist, store, config, readRole, log }));
 
   app.use((_req, _res, next) => next(new RadnodeError('RN_NOT_FOUND', 'no such route')));
   // One error middleware maps a code to its HTTP status and `{ code, message }` (style.md §5).

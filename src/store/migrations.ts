@@ -144,6 +144,7 @@ CREATE TABLE checkpoints (
     sql: `
 ALTER TABLE studies ADD COLUMN patient_name TEXT;
 CREATE INDEX studies_received ON studies(last_received_at);
+CREATE INDEX studies_completed ON studies(completed_at);
 CREATE INDEX jobs_updated ON jobs(updated_at);
 
 CREATE TABLE worklist (

@@ -20,6 +20,8 @@ export type EngineDeps = {
   store: SqliteStore;
   detectors: ReadonlyMap<string, Detector>;
   writeResults: ResultWriter;
+  /** Told after a job is delivered, the moment its result becomes visible (the worklist, its webhook). Must not block. */
+  onDelivered?: (job: JobRow) => void;
   log: Logger;
   /** Identifies this process's leases; a dead process's leases expire and its jobs resume elsewhere. */
   workerId?: string;
@@ -251,6 +253,12 @@ export class WorkflowEngine {
       await store.finishDelivery(deliveryId, 'delivered', detail);
       await store.markDelivered(job.id, this.workerId, detail);
       log.info('job delivered', detail);
+      // A listener's failure must never turn a delivered job into a failed one.
+      try {
+        this.deps.onDelivered?.(job);
+      } catch (err) {
+        log.warn('delivered listener failed', { err: asRadnodeError(err) });
+      }
     } catch (err) {
       const e = asRadnodeError(err);
       await store.finishDelivery(deliveryId, 'failed', { code: e.code, message: e.message }).catch(() => undefined);
