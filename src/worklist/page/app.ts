@@ -50,10 +50,13 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: 
   return e;
 }
 
-/** DICOM PN "Family^Given^Middle^Prefix^Suffix" as a reader says it. */
+/**
+ * DICOM PN "Family^Given^Middle^Prefix^Suffix" as a reader says it. Ideographic and phonetic groups after '=' stay
+ * as they are: dropping them could hide part of a name a reader needs to match the patient.
+ */
 function personName(pn: string | null): string {
   if (!pn) return '';
-  const [family = '', given = '', middle = ''] = pn.split('=')[0].split('^');
+  const [family = '', given = '', middle = ''] = pn.split('^');
   return [family, [given, middle].filter(Boolean).join(' ')].filter(Boolean).join(', ');
 }
 
