@@ -57,7 +57,7 @@ export type WriteContext = {
 
 /**
  * `detector`: Tracking Identifier = the finding's own trackingId (readable in any viewer).
- * `cornerstone3D`: Tracking Identifier = an OHIF tool name (`cornerstone3DTools@^0.1.0:<Tool>`), the only kind OHIF
+ * `cornerstone3D`: Tracking Identifier = an OHIF tool name (`Cornerstone3DTools@^0.1.0:<Tool>`), the only kind OHIF
  * hydrates into editable measurements (cornerstone adapters cornerstone3DTag.js, isRehydratable.ts); the finding's
  * trackingId is then kept in a private TEXT row so it still reads back.
  */

@@ -92,9 +92,9 @@ describe('OHIF display and hydration rules on radnode SRs', () => {
         expect({ cls: ref.ReferencedSOPClassUID, sop: ref.ReferencedSOPInstanceUID }).toEqual({ cls: cr.sopClassUID, sop: cr.sopInstanceUID });
       }
       if (style === 'cornerstone3D') {
-        // isRehydratable.ts + cornerstone3DTag.js: hydration only for `cornerstone3DTools@^0.1.0:<Tool>` identifiers.
+        // isRehydratable.ts + cornerstone3DTag.js: hydration only for `Cornerstone3DTools@^0.1.0:<Tool>` identifiers.
         const tools = measurements.filter((m) => m.graphic).map((m) => m.TrackingIdentifier);
-        expect(tools).toEqual(['Probe', 'RectangleROI', 'PlanarFreehandROI', 'EllipticalROI'].map((t) => `cornerstone3DTools@^0.1.0:${t}`));
+        expect(tools).toEqual(['Probe', 'RectangleROI', 'PlanarFreehandROI', 'EllipticalROI'].map((t) => `Cornerstone3DTools@^0.1.0:${t}`));
         for (const m of measurements.filter((x) => x.graphic)) expect(hydrationSetup(m)).toEqual({ sop: cr.sopInstanceUID, graphicType: m.graphic?.GraphicType });
       }
     });
@@ -118,7 +118,7 @@ describe('OHIF display and hydration rules on radnode SRs', () => {
     expect(readFindings(sr.bytes).findings).toEqual([nodule]);
     const { measurements } = ohifLoad(readPart10(sr.bytes).dataset);
     const m = measurements[0];
-    expect(m.TrackingIdentifier).toBe('cornerstone3DTools@^0.1.0:Bidirectional');
+    expect(m.TrackingIdentifier).toBe('Cornerstone3DTools@^0.1.0:Bidirectional');
     // The 2D key-image SCOORD is the first graphic item; the SCOORD3D comes second (OHIF issue 5081).
     expect(m.graphic?.ValueType).toBe('SCOORD');
     expect(hydrationSetup(m)).toEqual({ sop: sources[4].sopInstanceUID, graphicType: 'POLYLINE' });

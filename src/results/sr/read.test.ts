@@ -76,10 +76,10 @@ describe('readFindings reads back exactly what the writer wrote', () => {
     const { sr, read } = await roundTrip(result, [cr], 'cornerstone3D');
     expect(read.findings).toEqual(twoD);
     const tree = dsrdump(sr.bytes);
-    expect(tree).toContain('="cornerstone3DTools@^0.1.0:Probe"');
-    expect(tree).toContain('="cornerstone3DTools@^0.1.0:RectangleROI"');
-    expect(tree).toContain('="cornerstone3DTools@^0.1.0:PlanarFreehandROI"');
-    expect(tree).toContain('="cornerstone3DTools@^0.1.0:EllipticalROI"');
+    expect(tree).toContain('="Cornerstone3DTools@^0.1.0:Probe"');
+    expect(tree).toContain('="Cornerstone3DTools@^0.1.0:RectangleROI"');
+    expect(tree).toContain('="Cornerstone3DTools@^0.1.0:PlanarFreehandROI"');
+    expect(tree).toContain('="Cornerstone3DTools@^0.1.0:EllipticalROI"');
   });
 
   it('a 3D point with diameter and volume on LIDC-IDRI-0001: key-image SCOORD first, SCOORD3D second', async () => {

@@ -35,7 +35,9 @@ import { tid300Measurement } from './templates/tid300.ts';
 import type { AlgorithmIdentification } from './templates/tid4019.ts';
 
 /** OHIF's tool-name prefix (cornerstone3D adapters, Cornerstone3D/cornerstone3DTag.js). */
-export const CORNERSTONE3D_TAG = 'cornerstone3DTools@^0.1.0';
+// Case matters: OHIF 3.13.2's adapters compare with startsWith('Cornerstone3DTools@^0.1.0:<Tool>') (MeasurementReport
+// isValidCornerstoneTrackingIdentifier); the lower-case spelling was listed but never hydrated (issue 8).
+export const CORNERSTONE3D_TAG = 'Cornerstone3DTools@^0.1.0';
 /** Tracking Identifier of the study-level group: fixed, so that the reader can tell it from findings. */
 export const STUDY_LEVEL_TRACKING_ID = 'study-level score';
 /** Algorithm parameter that carries the model hash (TID 4019 row 3) so the reader recovers the detector identity. */
