@@ -148,7 +148,8 @@ export async function startViewer(config: RadnodeConfig, log: Logger): Promise<R
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
     const query = q < 0 ? '' : raw.slice(q);
-    if (!open) {
+    // Browsers fetch the web app manifest without credentials; it names the app and nothing else.
+    if (!open && path !== '/manifest.json') {
       const p = authenticate(req.headers.authorization, config.server);
       // Basic with a challenge, because a browser opening the viewer asks its user for exactly that.
       if (!p) return sendError(res, new RadnodeError('RN_AUTH_REQUIRED', req.headers.authorization ? 'the credentials are not valid' : 'the viewer needs credentials'), { 'www-authenticate': 'Basic realm="radnode viewer", charset="UTF-8"' });
