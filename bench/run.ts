@@ -1,14 +1,16 @@
 /**
  * `npm run bench`: every speed figure beside a reference measured in the same run on the same machine
- * (Orthanc for ingest; dcmtk, GDCM and OpenJPEG for decoding), with the ratio. Not a test: nothing here can flake
+ * (Orthanc for ingest; dcmtk, GDCM and OpenJPEG for decoding; torch and the measured FLOP peak for the chest model), with the ratio. Not a test: nothing here can flake
  * a CI run. `npm run bench -- ingest` or `-- decode` runs one group.
  */
 import { cpus } from 'node:os';
+import { benchCxr } from './cxr.ts';
 import { benchDecode } from './decode.ts';
 import { benchIngest } from './ingest.ts';
+import { benchWorklist } from './worklist.ts';
 import { printRows, type BenchRow } from './row.ts';
 
-const groups: Record<string, () => Promise<BenchRow[]>> = { ingest: () => benchIngest(), decode: () => benchDecode() };
+const groups: Record<string, () => Promise<BenchRow[]>> = { ingest: () => benchIngest(), decode: () => benchDecode(), cxr: () => benchCxr() , worklist: () => benchWorklist() };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in groups));
 if (unknown.length) {
