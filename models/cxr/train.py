@@ -256,7 +256,7 @@ def predict(net, xs, mean, std, bs=64):
 # ----------------------------------------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--epochs', type=int, default=36)
+    ap.add_argument('--epochs', type=int, default=45)
     ap.add_argument('--quick', action='store_true', help='2 epochs: smoke test of the pipeline')
     ap.add_argument('--threads', type=int, default=2)
     args = ap.parse_args()
