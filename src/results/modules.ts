@@ -12,7 +12,7 @@ import { deriveUid } from './uids.ts';
 import { readFile } from 'node:fs/promises';
 
 /** Bumped when the bytes written for the same input change; part of every output UID's seed via ctx.inputKey. */
-export const WRITER_VERSION = 'radnode-results/1';
+export const WRITER_VERSION = 'radnode-results/2';
 
 export const SOP_CLASS = {
   comprehensive3DSR: '1.2.840.10008.5.1.4.1.1.88.34',
@@ -144,10 +144,28 @@ export function objectUid(node: NodeIdentity, inputKey: string, kind: 'sr' | 'he
   return deriveUid(node.uidRoot, 'instance', [inputKey, kind, String(index)]);
 }
 
-/** Stable series numbers per detector, high enough to sort after acquired series: SR even, heatmap odd. */
-export function seriesNumbers(detectorId: string): { sr: number; heatmap: number } {
+/** PS3.5 §6.2 IS: an integer in the signed 32-bit range. */
+export const IS_MAX = 2 ** 31 - 1;
+/** The highest 1000-block that still holds every series number radnode gives out ([start + 900, start + 999]). */
+const LAST_BLOCK_START = Math.floor((IS_MAX - 999) / 1000) * 1000;
+
+/**
+ * Series numbers for a detector's SR (even) and heatmap SC (odd), sorting after the source series. OHIF orders a
+ * study's display sets by Series Number (platform/core/src/utils/sortStudy.ts, `seriesInfoSortingCriteria`; SR is a
+ * "low priority" modality and goes last anyway, the OT heatmap does not), so a fixed 99xx put the heatmap before a
+ * CT numbered 3000566 (LIDC-IDRI-0001).
+ *
+ * The numbers lie in the 1000-block above the highest source Series Number (at least the block 9000–9999, so a
+ * study of series 1..n keeps radnode's usual 99xx), at +900 + 2·h(detector) and +901 + 2·h. Rounding to a block keeps
+ * them stable when a series is added to the study: a superseding SR goes into the same SR series (DESIGN §3) and
+ * keeps its number unless the sources cross a 1000 boundary. Deterministic: same detector and source numbers, same
+ * result. Bounded to IS: sources numbered above 2147482999 get the last block (they then sort before radnode's).
+ */
+export function seriesNumbers(detectorId: string, sourceSeriesNumbers: readonly number[] = []): { sr: number; heatmap: number } {
   const h = createHash('sha256').update(detectorId).digest().readUInt16BE(0) % 50;
-  return { sr: 9900 + 2 * h, heatmap: 9901 + 2 * h };
+  const highest = Math.max(0, ...sourceSeriesNumbers.filter((n) => Number.isSafeInteger(n)));
+  const start = Math.min(LAST_BLOCK_START, Math.max(9000, (Math.floor(highest / 1000) + 1) * 1000));
+  return { sr: start + 900 + 2 * h, heatmap: start + 901 + 2 * h };
 }
 
 export function lo(s: string): string {

@@ -58,11 +58,9 @@ describe('validateResultObject', () => {
       site: CODES.rightLung,
       measurements: [{ concept: CODES.volume, value: 6712.5, unit: 'mm3' }],
     });
-    // Two findings: with exactly one TID 1410 group pixelmed 20220618 checks the TID 1501 study-level group against
-    // TID 1410 ("Missing conditional content item" Image Region) whatever the order, though the same group passes
-    // alone or beside two TID 1410 groups — a quirk of its template matching, not of the SR.
-    const second = finding(2, place2D(sources[4].sopInstanceUID, 'point', [[100, 120]]), { concept: CODES.nodule });
-    const [o] = await writeResultObjects(emptyResult(str(key, 'StudyInstanceUID') ?? '', [sources[0].seriesInstanceUID], { findings: [nodule, second] }), sources, ctxFor('pixelmed-3d', { srOptions: { trackingIdentifierStyle: 'cornerstone3D' } }));
+    // One TID 1410 group and nothing else in Imaging Measurements. (While the study-level score was a TID 1501 group,
+    // pixelmed 20220618 judged that group against TID 1410 beside exactly one TID 1410 group; it is gone.)
+    const [o] = await writeResultObjects(emptyResult(str(key, 'StudyInstanceUID') ?? '', [sources[0].seriesInstanceUID], { findings: [nodule] }), sources, ctxFor('pixelmed-3d', { srOptions: { trackingIdentifierStyle: 'cornerstone3D' } }));
     const report = await validateResultObject(o.bytes, { pixelmed: true });
     expect(report.errors).toEqual([]);
     expect(report.warnings.some((w) => w.startsWith('pixelmed:'))).toBe(true); // the private tracking-id row is "not in template"
@@ -74,6 +72,33 @@ describe('validateResultObject', () => {
       g.ContentSequence = seq(g, 'ContentSequence').filter((i) => seq(i, 'ConceptNameCodeSequence')[0]?.CodeValue !== '112040');
     });
     expect(checkResultObject(bad).errors).toContain('measurement group 2: Tracking Unique Identifier (112040) UIDREF is missing');
+  });
+
+  it.skipIf(!existsSync('/usr/share/java/pixelmed.jar'))('pixelmed finds no template error in the report-level content: score, priority, skipped series, a placeless finding', async () => {
+    const skipped = [{ seriesInstanceUID: '1.2.3.4.5.6', reason: { scheme: '99RADNODE' as const, value: 'lateral-view', meaning: 'Lateral view not supported' }, detail: 'ViewPosition LL' }];
+    const placeless = finding(3, undefined, { site: CODES.rightLung, evaluations: [{ concept: CODES.lungRads, value: CODES.lungRads4A }] });
+    const [o] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID], { findings: [placeless], skipped }), [cr], ctxFor('pixelmed-qual'));
+    const report = await validateResultObject(o.bytes, { pixelmed: true });
+    expect(report.errors).toEqual([]);
+  }, 60_000);
+
+  it('reports a measurement group without an image region (OHIF 3.13.2 fails the whole viewer on it)', async () => {
+    const bad = mutate(await sr(), (ds) => {
+      const g = groups(ds)[0];
+      g.ContentSequence = seq(g, 'ContentSequence').filter((i) => i.ValueType !== 'SCOORD');
+    });
+    expect(checkResultObject(bad).errors).toContain('measurement group 1: no SCOORD/SCOORD3D, in the group or INFERRED FROM by a NUM; OHIF 3.13.2 fails the whole viewer on it');
+  });
+
+  it('reports a NUM in Qualitative Evaluations (TID 1500 rows 13–14 are CODE and TEXT)', async () => {
+    const bad = mutate(await sr(), (ds) => {
+      const q = seq(ds, 'ContentSequence').find((i) => seq(i, 'ConceptNameCodeSequence')[0]?.CodeValue === 'C0034375');
+      const g = groups(ds)[0];
+      const num = seq(g, 'ContentSequence').find((i) => i.ValueType === 'NUM');
+      if (!q || !num) throw new Error('fixture SR lacks Qualitative Evaluations or a NUM');
+      q.ContentSequence = [...seq(q, 'ContentSequence'), num];
+    });
+    expect(checkResultObject(bad).errors.some((e) => /qualitative evaluation \d+: NUM .* is not a CODE or TEXT/.test(e))).toBe(true);
   });
 
   it('reports a missing Procedure reported row (which neither dciodvfy nor pixelmed catch)', async () => {

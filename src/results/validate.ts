@@ -3,8 +3,8 @@
  * validators when they are installed. dciodvfy checks the IOD (modules, types, VRs) but no TID 1500 content rule;
  * pixelmed's DicomSRValidator checks templates but misses missing mandatory rows and always exits 0; neither knows
  * OHIF's display rules (toolchain.md §4, peers.md §3). So the checks here cover what both miss: the mandatory
- * TID 1500 rows, what OHIF needs to show a measurement, references, IHE AIR provenance, and the heatmap SC rules
- * of DESIGN §1.
+ * TID 1500 rows, what OHIF needs to show a measurement (and what makes it fail: a group without an image region),
+ * references, IHE AIR provenance, and the heatmap SC rules of DESIGN §1.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { SOP_CLASS } from './modules.ts';
 import { DCM, SCT } from './sr/codes.ts';
 import type { ContentItem } from './sr/content-items.ts';
 import { decodeDocumentContent, decodeCode, sameCode } from './sr/decode.ts';
+import { hasImageRegion } from './sr/templates/tid1500.ts';
 
 export type ValidationReport = { errors: string[]; warnings: string[] };
 export type FileValidationReport = { file: string } & ValidationReport;
@@ -121,6 +122,17 @@ function checkSr(ds: DicomDataset, f: Findings): void {
   const measurements = find(DCM.ImagingMeasurements)[0];
   const qualitative = find(DCM.QualitativeEvaluations)[0];
   f.require(measurements !== undefined || qualitative !== undefined, 'TID 1500: neither Imaging Measurements nor Qualitative Evaluations is present');
+  // Row 7 and rows 13–14 are 1-n: a present container is not empty.
+  if (measurements) f.require((measurements.children ?? []).length > 0, 'TID 1500 row 7: Imaging Measurements has no measurement group');
+  if (qualitative) {
+    const q = qualitative.children ?? [];
+    f.require(q.length > 0, 'TID 1500 rows 13–14: Qualitative Evaluations is empty');
+    q.forEach((i, n) => {
+      // Rows 13 (CODE) and 14 (TEXT) only: a NUM here, such as a score, belongs in a measurement group.
+      if (i.valueType !== 'CODE' && i.valueType !== 'TEXT') f.error(`qualitative evaluation ${n + 1}: ${label(i)} is not a CODE or TEXT (TID 1500 rows 13–14)`);
+      else if (i.relationship !== 'CONTAINS') f.error(`qualitative evaluation ${n + 1}: relationship ${i.relationship ?? '(none)'}, TID 1500 rows 13–14 are CONTAINS`);
+    });
+  }
 
   // References: every image the content names must be in the evidence (PS3.3 §C.17.2.3) and, for OHIF, in the library.
   const evidence = new Set<string>();
@@ -144,6 +156,9 @@ function checkSr(ds: DicomDataset, f: Findings): void {
     if (tuid?.valueType !== 'UIDREF') f.error(`${where}: Tracking Unique Identifier (112040) UIDREF is missing`);
     else if (trackingUids.has(tuid.uid)) f.warn(`${where}: shares its Tracking Unique Identifier with ${trackingUids.get(tuid.uid)}; OHIF merges them into one measurement`);
     else trackingUids.set(tuid.uid, where);
+    // OHIF 3.13.2 gives such a group `coords: []` and then fails the whole viewer route reading coords[0]
+    // (getSopClassHandlerModule.ts, _checkIfCanAddMeasurementsToDisplaySet); see sr/templates/tid1500.ts.
+    if (!hasImageRegion(g)) f.error(`${where}: no SCOORD/SCOORD3D, in the group or INFERRED FROM by a NUM; OHIF 3.13.2 fails the whole viewer on it`);
     const graphics = items.filter((i) => i.valueType === 'SCOORD' || i.valueType === 'SCOORD3D');
     if (graphics[0]?.valueType === 'SCOORD3D' && graphics.some((i) => i.valueType === 'SCOORD')) {
       f.warn(`${where}: SCOORD3D comes before the SCOORD; OHIF draws the first graphic item (issue 5081)`);

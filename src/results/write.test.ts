@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { sharedFile } from '../../test/helpers/paths.ts';
-import { readPart10, seq, str } from './dicom-io.ts';
-import { ctxFor, emptyResult, headerOf, NODE, sourceOf } from './test-support/fixtures.ts';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { sharedFile, unpackedFile } from '../../test/helpers/paths.ts';
+import { num, readPart10, seq, str } from './dicom-io.ts';
+import { IS_MAX, seriesNumbers } from './modules.ts';
+import { ctxFor, DETECTOR, emptyResult, headerOf, NODE, sourceOf } from './test-support/fixtures.ts';
 import { dciodvfyErrors, dsrdump } from './test-support/tools.ts';
 import { writeResultObjects } from './write.ts';
 import { isUnderRoot } from './uids.ts';
@@ -26,10 +29,12 @@ describe('writeResultObjects: SR for a study-level score only / no findings', ()
     expect(tree).toContain('<CONTAINER:(126000,DCM,"Imaging Measurement Report")=SEPARATE>');
     expect(tree).toContain('(121058,DCM,"Procedure reported")');
     expect(tree).toContain('<contains CONTAINER:(111028,DCM,"Image Library")=SEPARATE>');
-    expect(tree).toContain('<contains CONTAINER:(126010,DCM,"Imaging Measurements")=SEPARATE>');
-    expect(tree).toContain('<has obs context TEXT:(112039,DCM,"Tracking Identifier")="study-level score">');
-    expect(tree).toContain('<contains NUM:(study-score,99RADNODE,"AI study-level score")="0.875" ({probability},UCUM,"probability")>');
-    expect(tree).toContain('(urgent,99RADNODE,"Urgent")');
+    // No finding, so no measurement group: Imaging Measurements (row 6) is needed only without row 12, and row 7 is 1-n.
+    expect(tree).not.toContain('(126010,DCM,"Imaging Measurements")');
+    expect(tree).toContain('<contains CONTAINER:(C0034375,UMLS,"Qualitative Evaluations")=SEPARATE>');
+    expect(tree).toContain('<contains CODE:(priority,99RADNODE,"AI triage priority")=(urgent,99RADNODE,"Urgent")>');
+    // TID 1500 rows 13–14 allow CODE and TEXT only: the score is a TEXT with its algorithm (TID 4019) as modifiers.
+    expect(tree).toMatch(/<contains TEXT:\(study-score,99RADNODE,"AI study-level score"\)="0.875">\n\s+<has concept mod TEXT:\(111001,DCM,"Algorithm Name"\)="cxr-demo">/);
   });
 
   it('copies patient and study from the source and names radnode as equipment and contributor (IHE AIR)', async () => {
@@ -95,5 +100,39 @@ describe('radnode recognises its own objects (DESIGN §3 loop guard)', () => {
     }
     expect(readIngestHeader(objects[1].bytes).imageType?.[0]).toBe('DERIVED');
     expect(isOwnInstance(readIngestHeader(readFileSync(CR)), NODE)).toBe(false);
+  });
+});
+
+describe('Series Numbers sort after the source series (OHIF sorts display sets by SeriesNumber, sortStudy.ts)', () => {
+  it('deterministic, in the 1000-block above the highest source number, never below 99xx, bounded to IS', () => {
+    const plain = seriesNumbers('cxr-demo');
+    expect(seriesNumbers('cxr-demo', [1, 2, 5])).toEqual(plain);
+    expect(plain.sr % 2).toBe(0);
+    expect(plain.heatmap).toBe(plain.sr + 1);
+    expect(plain.sr).toBeGreaterThanOrEqual(9900);
+    expect(plain.heatmap).toBeLessThanOrEqual(9999);
+    const lidc = seriesNumbers('cxr-demo', [3000566]);
+    expect(lidc.sr).toBeGreaterThan(3000566);
+    expect(lidc).toEqual({ sr: 3001000 + (plain.sr - 9000), heatmap: 3001000 + (plain.heatmap - 9000) });
+    // Another series in the same block does not move them (a superseding SR keeps its series' number).
+    expect(seriesNumbers('cxr-demo', [3000566, 3000999, 4])).toEqual(lidc);
+    expect(seriesNumbers('cxr-demo', [9950]).sr).toBeGreaterThan(9950);
+    const top = seriesNumbers('cxr-demo', [IS_MAX]);
+    expect(top.heatmap).toBeLessThanOrEqual(IS_MAX);
+    expect(top.sr).toBeGreaterThan(IS_MAX - 1000);
+  });
+
+  it('LIDC-IDRI-0001 (Series Number 3000566): the SR and the heatmap SC are numbered after the CT', async () => {
+    const dir = unpackedFile('ct/lidc/LIDC-IDRI-0001/dicom');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.dcm')).sort().slice(0, 3).map((f) => join(dir, f));
+    const sources = files.map(sourceOf);
+    const head = headerOf(files[0]);
+    const ctNumber = num(head, 'SeriesNumber') ?? 0;
+    expect(ctNumber).toBe(3000566);
+    const objects = await writeResultObjects(emptyResult(str(head, 'StudyInstanceUID') ?? '', [sources[0].seriesInstanceUID]), sources, ctxFor('series-numbers'));
+    const numbers = objects.map((o) => num(readPart10(o.bytes, { untilPixelData: true }).dataset, 'SeriesNumber') ?? 0);
+    expect(numbers).toEqual([seriesNumbers(DETECTOR.id, [ctNumber]).sr, seriesNumbers(DETECTOR.id, [ctNumber]).heatmap]);
+    for (const n of numbers) expect(n).toBeGreaterThan(ctNumber);
+    for (const o of objects) expect(dciodvfyErrors(o.bytes).errors).toEqual([]);
   });
 });

@@ -7,7 +7,7 @@ import { RadnodeError } from '../errors.ts';
 import { num, nums, str } from './dicom-io.ts';
 import { isPlace3D, type DetectorResult } from './findings.ts';
 import { writeHeatmapSc, placesOn, type ScFrame } from './heatmap/write-sc.ts';
-import { readSourceHeader, type SourceHeader } from './modules.ts';
+import { readSourceHeader, seriesNumbers, type SourceHeader } from './modules.ts';
 import type { ResultObject, ResultWriter, SourceInstance, WriteContext } from './objects.ts';
 import { loadSourceImage } from './source-pixels.ts';
 import { writeSr, type SpacingBySop } from './sr/write-sr.ts';
@@ -47,11 +47,19 @@ async function framesOf(group: SourceInstance[]): Promise<ScFrame[]> {
   return Promise.all(group.map(async (source) => ({ source, image: await loadSourceImage(source.path) })));
 }
 
-export async function writeHeatmaps(result: DetectorResult, sources: SourceInstance[], ctx: WriteContext): Promise<ResultObject[]> {
+export async function writeHeatmaps(result: DetectorResult, sources: SourceInstance[], ctx: WriteContext, seriesNumber: number): Promise<ResultObject[]> {
   const plan = await planHeatmaps(result, sources);
   const out: ResultObject[] = [];
-  for (const [index, group] of plan.entries()) out.push(writeHeatmapSc(result, await framesOf(group), index, ctx));
+  for (const [index, group] of plan.entries()) out.push(writeHeatmapSc(result, await framesOf(group), index, ctx, seriesNumber));
   return out;
+}
+
+/** The Series Number of each source series (one header per series; Type 2, so a series may have none). */
+export async function sourceSeriesNumbers(sources: SourceInstance[]): Promise<number[]> {
+  const firstOfSeries = new Map<string, SourceInstance>();
+  for (const s of sources) if (!firstOfSeries.has(s.seriesInstanceUID)) firstOfSeries.set(s.seriesInstanceUID, s);
+  const heads = await Promise.all([...firstOfSeries.values()].map(readSourceHeader));
+  return heads.map((h) => num(h.dataset, 'SeriesNumber')).filter((n): n is number => n !== undefined);
 }
 
 /** Pixel spacing of the images that carry a bidirectional finding (its axes are written in mm). */
@@ -75,6 +83,7 @@ export const writeResultObjects: ResultWriter = async (result, sources, ctx): Pr
     throw new RadnodeError('RN_RESULT_INVALID', 'a result needs at least one source instance', { details: { studyInstanceUID: result.studyInstanceUID } });
   }
   const first = await readSourceHeader(sources[0]);
-  const sr = writeSr(result, sources, first, ctx, await spacingOfBidirectionalKeys(result, sources));
-  return [sr, ...(await writeHeatmaps(result, sources, ctx))];
+  const numbers = seriesNumbers(result.detector.id, await sourceSeriesNumbers(sources));
+  const sr = writeSr(result, sources, first, ctx, { spacing: await spacingOfBidirectionalKeys(result, sources), seriesNumber: numbers.sr });
+  return [sr, ...(await writeHeatmaps(result, sources, ctx, numbers.heatmap))];
 };

@@ -17,7 +17,6 @@ import {
   implementationClassUid,
   lo,
   objectUid,
-  seriesNumbers,
   sopCommon,
   SOP_CLASS,
 } from '../modules.ts';
@@ -71,7 +70,8 @@ export function renderFrame(result: DetectorResult, source: SourceInstance, imag
 
 export type ScFrame = { source: SourceInstance; image: SourceImage; frameIndex?: number };
 
-export function writeHeatmapSc(result: DetectorResult, frames: ScFrame[], index: number, ctx: WriteContext): ResultObject {
+/** `seriesNumber`: from `seriesNumbers` in modules.ts, after the source series (write.ts computes it once per result). */
+export function writeHeatmapSc(result: DetectorResult, frames: ScFrame[], index: number, ctx: WriteContext, seriesNumber: number): ResultObject {
   if (frames.length === 0) throw new RadnodeError('RN_RESULT_INVALID', 'a heatmap SC needs at least one frame');
   const rendered = frames.map((f) => renderFrame(result, f.source, f.image, f.frameIndex ?? 0));
   const { width, height } = rendered[0];
@@ -93,7 +93,7 @@ export function writeHeatmapSc(result: DetectorResult, frames: ScFrame[], index:
     // General Series (PS3.3 §C.7.3.1)
     Modality: 'OT',
     SeriesInstanceUID: seriesInstanceUID,
-    SeriesNumber: seriesNumbers(result.detector.id).heatmap,
+    SeriesNumber: seriesNumber,
     SeriesDescription: lo(`radnode ${result.detector.id} AI heatmap \u2014 not for diagnosis`),
     // Type 2C in General Series: required unless Image Laterality is sent (then it must be absent, as dciodvfy checks).
     ...(first.ImageLaterality === undefined ? { Laterality: first.Laterality ?? '' } : {}),

@@ -36,7 +36,7 @@ export const DCM = {
   /** TID 4108. */
   TrackingIdentifier: dcm('112039', 'Tracking Identifier'),
   TrackingUniqueIdentifier: dcm('112040', 'Tracking Unique Identifier'),
-  /** TID 1410/1501 row "Finding". */
+  /** TID 1410 row "Finding"; also the concept name of a finding without a place in Qualitative Evaluations (TID 1500 row 13). */
   Finding: dcm('121071', 'Finding'),
   /** TID 1410 row 9: the region the measurements were made on. */
   ImageRegion: dcm('111030', 'Image Region'),
@@ -81,6 +81,7 @@ export function ucumUnit(unit: string): CodedConcept {
 
 /** Private concepts: no DCM/SCT concept names a study-level AI score or radnode's triage priority. */
 export const RADNODE = {
+  /** TID 1500 row 14 TEXT in Qualitative Evaluations (rows 13–14 allow no NUM). */
   StudyLevelScore: radnode('study-score', 'AI study-level score'),
   TriagePriority: radnode('priority', 'AI triage priority'),
   DetectorTrackingId: radnode('tracking-id', 'Detector tracking identifier'),

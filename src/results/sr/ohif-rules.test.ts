@@ -48,6 +48,11 @@ function ohifLoad(ds: DicomDataset): { referencedImages: { cls: string; sop: str
     expect(str(tid, 'TextValue')).toBeTruthy();
     // `_processMeasurement` → `_processTID1410Measurement`: the first SCOORD/SCOORD3D is the geometry.
     const graphic = items.find((i) => i.ValueType === 'SCOORD' || i.ValueType === 'SCOORD3D');
+    // Without one, `_processNonGeometricallyDefinedMeasurement` collects coords only from NUMs INFERRED FROM a SCOORD;
+    // `_checkIfCanAddMeasurementsToDisplaySet` then reads `measurement.coords[0].ReferencedSOPSequence` unguarded, so
+    // an empty coords list fails the whole viewer route in 3.13.2 ("Something went wrong").
+    const coords = graphic ? [graphic] : items.filter((i) => i.ValueType === 'NUM').flatMap((n) => seq(n, 'ContentSequence').filter((c) => c.ValueType === 'SCOORD' || c.ValueType === 'SCOORD3D'));
+    expect(coords.length, `${str(tid, 'TextValue')}: a measurement group without an image region crashes OHIF 3.13.2`).toBeGreaterThan(0);
     return { TrackingUniqueIdentifier: str(uid, 'UID') ?? '', TrackingIdentifier: str(tid, 'TextValue') ?? '', graphic, nums: items.filter((i) => i.ValueType === 'NUM') };
   });
   return { referencedImages, measurements };
@@ -99,6 +104,19 @@ describe('OHIF display and hydration rules on radnode SRs', () => {
       }
     });
   }
+
+  it('content without an image region (score, priority, skipped series, a placeless finding) never becomes a measurement group', async () => {
+    const skipped = [{ seriesInstanceUID: '1.2.3.4.5.6', reason: { scheme: '99RADNODE' as const, value: 'lateral-view', meaning: 'Lateral view not supported' }, detail: '' }];
+    const cases: { findings: Finding[]; skipped?: typeof skipped }[] = [{ findings: [] }, { findings: [finding(5, undefined)], skipped }, { findings: [finding(5, undefined), findings[1]] }];
+    for (const over of cases) {
+      for (const style of ['detector', 'cornerstone3D'] as const) {
+        const [sr] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID], over), [cr], ctxFor(`ohif-nogeo-${style}`, { srOptions: { trackingIdentifierStyle: style } }));
+        const { measurements } = ohifLoad(readPart10(sr.bytes).dataset);
+        // Only the placed finding is an OHIF measurement; OHIF does not read Qualitative Evaluations at all.
+        expect(measurements.length).toBe(over.findings.filter((f) => f.place).length);
+      }
+    }
+  });
 
   it('a CT nodule as cornerstone3D Bidirectional: long and short axis in mm equal what OHIF recomputes from the end points', async () => {
     const dir = unpackedFile('ct/lidc/LIDC-IDRI-0001/dicom');

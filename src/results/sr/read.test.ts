@@ -64,11 +64,38 @@ describe('readFindings reads back exactly what the writer wrote', () => {
     expect(dsrdump(sr.bytes)).toContain('<contains CODE:(not-processed,99RADNODE,"Series not processed")=(lateral-view,99RADNODE,"Lateral view not supported")>');
   });
 
-  it('a finding without a place is a TID 1501 group and reads back', async () => {
-    const f = finding(7, undefined, { evaluations: [{ concept: CODES.lungRads, value: CODES.lungRads4A }] });
+  it('a finding without a place is a Qualitative Evaluations CODE (no measurement group: OHIF 3.13.2 fails on one) and reads back', async () => {
+    const f = finding(7, undefined, {
+      site: CODES.rightLung,
+      measurements: [{ concept: CODES.diameter, value: 12.25, unit: 'mm' }],
+      evaluations: [{ concept: CODES.lungRads, value: CODES.lungRads4A }],
+    });
     const { sr, read } = await roundTrip(emptyResult(crStudy, [cr.seriesInstanceUID], { findings: [f] }));
     expect(read.findings).toEqual([f]);
     expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
+    const tree = dsrdump(sr.bytes);
+    expect(tree).not.toContain('"Imaging Measurements"');
+    expect(tree).not.toContain('"Measurement Group"');
+    expect(tree).toMatch(/<contains CONTAINER:\(C0034375,UMLS,"Qualitative Evaluations"\)=SEPARATE>\n(.*\n)*\s+<contains CODE:\(121071,DCM,"Finding"\)=\(263716002,SCT,"Lung opacity"\)>\n\s+<has obs context TEXT:\(112039,DCM,"Tracking Identifier"\)="finding-7">/);
+    expect(tree).toContain('<has properties NUM:(111012,DCM,"Certainty of Finding")=');
+    expect(tree).toContain('<has concept mod CODE:(363698007,SCT,"Finding Site")=(3341006,SCT,"Right lung")>');
+  });
+
+  it('findings with and without a place together: the placed ones (groups) first, then the placeless ones, each in order', async () => {
+    const placed = twoD.slice(0, 2);
+    const placeless = [finding(8, undefined), finding(9, undefined, { concept: CODES.mass })];
+    const { sr, read } = await roundTrip(emptyResult(crStudy, [cr.seriesInstanceUID], { findings: [placeless[0], placed[0], placeless[1], placed[1]] }));
+    expect(read.findings).toEqual([...placed, ...placeless]);
+    expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
+  });
+
+  it('the study-level score is a TEXT that reads back as the same double, whatever its digits', async () => {
+    for (const studyScore of [0.1 + 0.2, 1 / 3, 1e-9, 0, 1, 0.9999999999999999]) {
+      const { sr, read } = await roundTrip(emptyResult(crStudy, [cr.seriesInstanceUID], { studyScore, priority: 'positive' }));
+      expect(read.studyScore).toBe(studyScore);
+      expect(read.priority).toBe('positive');
+      expect(dsrdump(sr.bytes)).toContain(`<contains TEXT:(study-score,99RADNODE,"AI study-level score")="${String(studyScore)}">`);
+    }
   });
 
   it('cornerstone3D style: Tracking Identifier names an OHIF tool, the detector id still reads back', async () => {

@@ -1,7 +1,11 @@
 /**
  * readFindings: the inverse of the SR writer. It reads a radnode TID 1500 SR back into the findings model, so that
  * the main test is write → read → compare (style.md §1). Coordinates are FL in DICOM (PS3.3 §C.18.6), so they read
- * back as float32 values (Math.fround of what was written); measurements and probabilities are exact (FD).
+ * back as float32 values (Math.fround of what was written); measurements and probabilities are exact (FD), and so
+ * is the study-level score (a TEXT holding the shortest round-trip decimal).
+ *
+ * Findings come back as the TID 1410 groups (findings with a place) in order, then the findings without a place
+ * from Qualitative Evaluations in order: a result that mixes the two reads back in that order (write-sr.ts).
  */
 import { RadnodeError } from '../../errors.ts';
 import { readPart10, str } from '../dicom-io.ts';
@@ -10,7 +14,7 @@ import { DCM, RADNODE, SCT, type CodedConcept } from './codes.ts';
 import type { CodeItem, ContainerItem, ContentItem, ScoordItem } from './content-items.ts';
 import { decodeDocumentContent, sameCode } from './decode.ts';
 import { polylineToBox } from './templates/geometry.ts';
-import { MODEL_SHA256_PARAMETER, STUDY_LEVEL_TRACKING_ID } from './write-sr.ts';
+import { MODEL_SHA256_PARAMETER } from './write-sr.ts';
 
 export type ReadReport = {
   detector: DetectorIdentity;
@@ -106,6 +110,32 @@ function readGroup(g: ContainerItem): Finding {
   return out;
 }
 
+/** A finding without a place: a Qualitative Evaluations CODE (121071, DCM, "Finding") with its properties. */
+function readPlaceless(item: CodeItem): Finding {
+  const items = item.children ?? [];
+  const trackingUid = child(items, DCM.TrackingUniqueIdentifier);
+  const trackingId = textOf(items, DCM.TrackingIdentifier);
+  const probability = child(items, DCM.CertaintyOfFinding);
+  if (trackingUid?.valueType !== 'UIDREF' || trackingId === undefined) throw invalid('a finding without a place lacks its tracking identifier or UID');
+  if (probability?.valueType !== 'NUM') throw invalid('a finding without a place lacks its probability', { trackingUid: trackingUid.uid });
+  const site = child(items, SCT.FindingSite);
+  const measurements: Measurement[] = items.flatMap((i) => (i.valueType === 'NUM' && i !== probability ? [{ concept: toCode(i.concept), value: i.value, unit: i.unit.value }] : []));
+  const evaluations: Evaluation[] = items.flatMap((i) => (i.valueType === 'CODE' && i.relationship === 'HAS PROPERTIES' ? [{ concept: toCode(i.concept), value: toCode(i.code) }] : []));
+  const out: Finding = { trackingUid: trackingUid.uid, trackingId, concept: toCode(item.code), probability: probability.value };
+  if (site?.valueType === 'CODE') out.site = toCode(site.code);
+  if (measurements.length) out.measurements = measurements;
+  if (evaluations.length) out.evaluations = evaluations;
+  return out;
+}
+
+/** The study-level score TEXT: a finite decimal number, written by Number::toString. */
+function readScore(item: ContentItem | undefined): { score: number; algorithm: ContentItem[] } {
+  const text = item?.valueType === 'TEXT' ? item.text.trim() : '';
+  const score = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isFinite(score)) throw invalid('the report has no study-level score', { text });
+  return { score, algorithm: item?.children ?? [] };
+}
+
 export function readFindings(bytes: Uint8Array): ReadReport {
   const { dataset } = readPart10(bytes);
   const root = decodeDocumentContent(dataset);
@@ -114,26 +144,26 @@ export function readFindings(bytes: Uint8Array): ReadReport {
   }
   const measurementsContainer = child(root.children, DCM.ImagingMeasurements);
   const groups = (measurementsContainer?.children ?? []).filter((c): c is ContainerItem => c.valueType === 'CONTAINER' && sameCode(c.concept, DCM.MeasurementGroup));
-  const studyGroup = groups.find((g) => textOf(g.children, DCM.TrackingIdentifier) === STUDY_LEVEL_TRACKING_ID);
-  if (!studyGroup) throw invalid('the report has no study-level group');
-  const score = child(studyGroup.children, RADNODE.StudyLevelScore);
-  const params = (studyGroup.children ?? []).filter((i) => sameCode(i.concept, DCM.AlgorithmParameters)).map((i) => (i.valueType === 'TEXT' ? i.text : ''));
-  const sha = params.find((p) => p.startsWith(MODEL_SHA256_PARAMETER))?.slice(MODEL_SHA256_PARAMETER.length);
-  const name = textOf(studyGroup.children, DCM.AlgorithmName);
-  const version = textOf(studyGroup.children, DCM.AlgorithmVersion);
-  if (score?.valueType !== 'NUM' || !name || !version || !sha) throw invalid('the study-level group lacks its score or algorithm identification');
   const evals = child(root.children, DCM.QualitativeEvaluations);
-  const priorityItem = child(evals?.children, RADNODE.TriagePriority);
+  const evalItems = evals?.children ?? [];
+  const { score, algorithm } = readScore(child(evalItems, RADNODE.StudyLevelScore));
+  const params = algorithm.filter((i) => sameCode(i.concept, DCM.AlgorithmParameters)).map((i) => (i.valueType === 'TEXT' ? i.text : ''));
+  const sha = params.find((p) => p.startsWith(MODEL_SHA256_PARAMETER))?.slice(MODEL_SHA256_PARAMETER.length);
+  const name = textOf(algorithm, DCM.AlgorithmName);
+  const version = textOf(algorithm, DCM.AlgorithmVersion);
+  if (!name || !version || !sha) throw invalid('the study-level score lacks its algorithm identification');
+  const priorityItem = child(evalItems, RADNODE.TriagePriority);
   const priority = (Object.keys(RADNODE.priority) as Priority[]).find((p) => priorityItem?.valueType === 'CODE' && sameCode(priorityItem.code, RADNODE.priority[p]));
   if (!priority) throw invalid('the report has no triage priority');
+  const codes = evalItems.filter((i): i is CodeItem => i.valueType === 'CODE');
   return {
     detector: { id: name, version, modelSha256: sha },
     studyInstanceUID: str(dataset, 'StudyInstanceUID') ?? '',
-    studyScore: score.value,
+    studyScore: score,
     priority,
-    findings: groups.filter((g) => g !== studyGroup).map(readGroup),
-    skipped: (evals?.children ?? [])
-      .filter((i): i is CodeItem => i.valueType === 'CODE' && sameCode(i.concept, RADNODE.SeriesNotProcessed))
+    findings: [...groups.map(readGroup), ...codes.filter((i) => sameCode(i.concept, DCM.Finding)).map(readPlaceless)],
+    skipped: codes
+      .filter((i) => sameCode(i.concept, RADNODE.SeriesNotProcessed))
       .map((i): SkippedSeries => {
         const uid = child(i.children, DCM.SeriesInstanceUID);
         return {

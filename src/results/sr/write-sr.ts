@@ -1,12 +1,14 @@
 /**
- * The radnode SR: a Comprehensive 3D SR (PS3.3 §A.35.13) whose content is a TID 1500 Measurement Report, one
- * measurement group per finding plus one TID 1501 group for the study-level score, and the triage priority as a
- * report-level qualitative evaluation.
+ * The radnode SR: a Comprehensive 3D SR (PS3.3 §A.35.13) whose content is a TID 1500 Measurement Report: one TID 1410
+ * measurement group per finding with a place, and everything without an image region in the report-level
+ * Qualitative Evaluations (TID 1500 row 12): the triage priority, findings without a place and skipped series as
+ * row 13 CODEs, the study-level score with its algorithm identification as a row 14 TEXT. A measurement group
+ * without an image region makes stock OHIF 3.13.2 fail the whole viewer (see templates/tid1500.ts), and a site's
+ * own OHIF must show radnode's SR unmodified.
  */
 import { RadnodeError } from '../../errors.ts';
 import { dicomDateTime, writePart10, type DicomDataset } from '../dicom-io.ts';
-import { isPlace3D, type DetectorResult, type Finding, type Place2D, type SkippedSeries } from '../findings.ts';
-import { checkCode, checkUid } from './templates/checks.ts';
+import { isPlace3D, type DetectorResult, type Finding, type Place2D, type Place3D, type SkippedSeries } from '../findings.ts';
 import {
   contributingEquipment,
   copyPatientAndStudy,
@@ -22,24 +24,22 @@ import {
   type SourceHeader,
 } from '../modules.ts';
 import type { ResultObject, SourceInstance, TrackingIdentifierStyle, WriteContext } from '../objects.ts';
-import { deriveUid } from '../uids.ts';
 import { DCM, procedureForModality, RADNODE, SCT, UCUM, ucumUnit } from './codes.ts';
-import type { CodeItem, ContainerItem, ContentItem, ImageItem, NumItem } from './content-items.ts';
+import type { CodeItem, ContainerItem, ContentItem, ImageItem, NumItem, TextItem } from './content-items.ts';
 import { encodeDocumentContent } from './encode.ts';
+import { checkCode, checkFinite, checkUid } from './templates/checks.ts';
 import { axisLengthMm, imageReference, inferredFrom, scoord3DPoint, scoordRegion } from './templates/geometry.ts';
 import type { MeasurementGroupInput } from './templates/group-common.ts';
 import { tid1410PlanarRoiGroup } from './templates/tid1410.ts';
-import { tid1500MeasurementReport } from './templates/tid1500.ts';
-import { tid1501MeasurementGroup } from './templates/tid1501.ts';
+import { tid1500MeasurementReport, type QualitativeEvaluationItem } from './templates/tid1500.ts';
 import { tid300Measurement } from './templates/tid300.ts';
-import type { AlgorithmIdentification } from './templates/tid4019.ts';
+import { tid4019AlgorithmIdentification, type AlgorithmIdentification } from './templates/tid4019.ts';
+import { tid4108TrackingIdentifier } from './templates/tid4108.ts';
 
 /** OHIF's tool-name prefix (cornerstone3D adapters, Cornerstone3D/cornerstone3DTag.js). */
 // Case matters: OHIF 3.13.2's adapters compare with startsWith('Cornerstone3DTools@^0.1.0:<Tool>') (MeasurementReport
 // isValidCornerstoneTrackingIdentifier); the lower-case spelling was listed but never hydrated (issue 8).
 export const CORNERSTONE3D_TAG = 'Cornerstone3DTools@^0.1.0';
-/** Tracking Identifier of the study-level group: fixed, so that the reader can tell it from findings. */
-export const STUDY_LEVEL_TRACKING_ID = 'study-level score';
 /** Algorithm parameter that carries the model hash (TID 4019 row 3) so the reader recovers the detector identity. */
 export const MODEL_SHA256_PARAMETER = 'modelSha256=';
 
@@ -77,21 +77,22 @@ function imageOf(sources: SourceInstance[], place: Place2D): ImageItem {
   return imageReference(s.sopClassUID, s.sopInstanceUID, place.frame);
 }
 
+/** A finding with a place: a TID 1410 group whose region is on its (key) image. */
 function findingGroup(
-  f: Finding,
+  f: Finding & { place: Place2D | Place3D },
   sources: SourceInstance[],
   algorithm: AlgorithmIdentification,
   style: TrackingIdentifierStyle,
   spacing: SpacingBySop,
 ): ContainerItem {
-  const key = f.place ? (isPlace3D(f.place) ? f.place.keyImage : f.place) : undefined;
-  const useTool = style === 'cornerstone3D' && key !== undefined;
-  const region = key ? scoordRegion(DCM.ImageRegion, key.shape, key.points, imageOf(sources, key)) : undefined;
+  const key = isPlace3D(f.place) ? f.place.keyImage : f.place;
+  const useTool = style === 'cornerstone3D';
+  const region = scoordRegion(DCM.ImageRegion, key.shape, key.points, imageOf(sources, key));
   const probability = tid300Measurement(DCM.CertaintyOfFinding, f.probability, UCUM.probability);
   // OHIF's hydration takes the group's FIRST NUM and needs a SCOORD inferred from it (cornerstone adapters
   // MeasurementReport.getSetupMeasurementData): the axes of a bidirectional finding, else the probability.
   const geometryNums: NumItem[] = [];
-  if (key?.shape === 'bidirectional' && region) {
+  if (key.shape === 'bidirectional') {
     const s = spacing.get(key.sopInstanceUID);
     if (!s) throw new RadnodeError('RN_RESULT_INVALID', 'a bidirectional finding needs the pixel spacing of its image', { details: { sopInstanceUID: key.sopInstanceUID } });
     const image = imageOf(sources, key);
@@ -100,7 +101,7 @@ function findingGroup(
       tid300Measurement(SCT.LongAxis, axisLengthMm(a, b, s), UCUM.mm, [inferredFrom(scoordRegion(DCM.ImageRegion, 'polyline', [a, b], image))]),
       tid300Measurement(SCT.ShortAxis, axisLengthMm(c, d, s), UCUM.mm, [inferredFrom(scoordRegion(DCM.ImageRegion, 'polyline', [c, d], image))]),
     );
-  } else if (useTool && region) {
+  } else if (useTool) {
     probability.children = [inferredFrom(region)];
   }
   const g: MeasurementGroupInput = {
@@ -113,12 +114,45 @@ function findingGroup(
     evaluations: f.evaluations ?? [],
     extra: useTool ? [{ valueType: 'TEXT', relationship: 'CONTAINS', concept: RADNODE.DetectorTrackingId, text: f.trackingId }] : [],
   };
-  if (!f.place || !region) return tid1501MeasurementGroup(g);
   return tid1410PlanarRoiGroup({
     ...g,
     region,
     ...(isPlace3D(f.place) ? { center3D: scoord3DPoint(DCM.Center, f.place.point, f.place.frameOfReferenceUID) } : {}),
   });
+}
+
+/**
+ * A finding without a place as a TID 1500 row 13 CODE: (121071, DCM, "Finding") = its concept. Its tracking rows
+ * (TID 4108) are HAS OBS CONTEXT as in a group; the finding site is HAS CONCEPT MOD (TID 1419 row 1); probability,
+ * measurements and evaluations are HAS PROPERTIES (PS3.3 Table A.35.13-2 allows CODE → HAS PROPERTIES → NUM/CODE).
+ * Not a TID 1501 group: OHIF 3.13.2 fails on a group without an image region (templates/tid1500.ts).
+ */
+function placelessFinding(f: Finding): CodeItem {
+  checkCode(f.concept, 'finding');
+  const props = (i: NumItem | CodeItem): ContentItem => ({ ...i, relationship: 'HAS PROPERTIES' });
+  const children: ContentItem[] = [...tid4108TrackingIdentifier(f.trackingId, f.trackingUid)];
+  if (f.site) {
+    checkCode(f.site, 'findingSite');
+    children.push({ valueType: 'CODE', relationship: 'HAS CONCEPT MOD', concept: SCT.FindingSite, code: f.site });
+  }
+  children.push(props(tid300Measurement(DCM.CertaintyOfFinding, f.probability, UCUM.probability)));
+  for (const m of f.measurements ?? []) children.push(props(tid300Measurement(m.concept, m.value, ucumUnit(m.unit))));
+  for (const [i, e] of (f.evaluations ?? []).entries()) {
+    checkCode(e.concept, `evaluations[${i}].concept`);
+    checkCode(e.value, `evaluations[${i}].value`);
+    children.push({ valueType: 'CODE', relationship: 'HAS PROPERTIES', concept: e.concept, code: e.value });
+  }
+  return { valueType: 'CODE', relationship: 'CONTAINS', concept: DCM.Finding, code: f.concept, children };
+}
+
+/**
+ * The study-level score as a TID 1500 row 14 TEXT (rows 13–14 allow no NUM): the shortest decimal that reads back
+ * as the same double (ECMAScript Number::toString), with the algorithm (TID 4019) as HAS CONCEPT MOD, as a TID 1501
+ * group would have carried it.
+ */
+export function studyScoreText(score: number, algorithm: AlgorithmIdentification): TextItem {
+  checkFinite(score, 'studyScore');
+  return { valueType: 'TEXT', relationship: 'CONTAINS', concept: RADNODE.StudyLevelScore, text: String(score), children: tid4019AlgorithmIdentification(algorithm) };
 }
 
 function evidence(sources: SourceInstance[], studyInstanceUID: string): DicomDataset[] {
@@ -165,44 +199,41 @@ export function buildSrContent(
     version: detector.version,
     parameters: [`${MODEL_SHA256_PARAMETER}${detector.modelSha256}`],
   };
-  const studyGroup = tid1501MeasurementGroup({
-    trackingIdentifier: STUDY_LEVEL_TRACKING_ID,
-    // Tracked across superseding reports of the same (study, detector), like a lesion across time points.
-    trackingUniqueIdentifier: deriveUid(ctx.node.uidRoot, 'trackingUid', [result.studyInstanceUID, detector.id, 'study-score']),
-    algorithm,
-    measurements: [tid300Measurement(RADNODE.StudyLevelScore, result.studyScore, UCUM.probability)],
-    evaluations: [],
-  });
   const priority: CodeItem = { valueType: 'CODE', relationship: 'CONTAINS', concept: RADNODE.TriagePriority, code: RADNODE.priority[result.priority] };
+  const placed = result.findings.filter((f): f is Finding & { place: Place2D | Place3D } => f.place !== undefined);
+  const placeless = result.findings.filter((f) => f.place === undefined);
+  // Rows 13 (CODE) before row 14 (TEXT), in template order.
+  const qualitativeEvaluations: QualitativeEvaluationItem[] = [
+    priority,
+    ...placeless.map(placelessFinding),
+    ...result.skipped.map((k) => notProcessed(k)),
+    studyScoreText(result.studyScore, algorithm),
+  ];
   return tid1500MeasurementReport({
     observer: { uid: deviceUid(ctx.node, detector), name: detector.id, manufacturer: ctx.node.manufacturer, modelName: `${detector.id} ${detector.version}` },
     procedureReported: [procedureForModality(modality)],
     imageLibrary: sources.map((s) => ({ ...imageReference(s.sopClassUID, s.sopInstanceUID), relationship: 'CONTAINS' })),
-    // Findings first, the study-level TID 1501 group last. (pixelmed 20220618 judges the TID 1501 group against
-    // TID 1410 when the report holds exactly one TID 1410 group, in either order: a validator quirk, see validate.test.ts.)
-    measurementGroups: [...result.findings.map((f) => findingGroup(f, sources, algorithm, style, spacing)), studyGroup],
-    qualitativeEvaluations: [priority, ...result.skipped.map((k) => notProcessed(k))],
+    measurementGroups: placed.map((f) => findingGroup(f, sources, algorithm, style, spacing)),
+    qualitativeEvaluations,
   });
 }
 
-export function writeSr(
-  result: DetectorResult,
-  sources: SourceInstance[],
-  first: SourceHeader,
-  ctx: WriteContext,
-  spacing: SpacingBySop = new Map(),
-): ResultObject {
+/** What write.ts works out once per result: pixel spacing of bidirectional key images, and the SR's Series Number. */
+export type SrExtras = { spacing?: SpacingBySop; seriesNumber?: number };
+
+export function writeSr(result: DetectorResult, sources: SourceInstance[], first: SourceHeader, ctx: WriteContext, extras: SrExtras = {}): ResultObject {
   const { date, time } = dicomDateTime(ctx.contentDateTime);
   const sopInstanceUID = objectUid(ctx.node, ctx.inputKey, 'sr', 0);
   const seriesInstanceUID = srSeriesUid(ctx.node, result.studyInstanceUID, result.detector.id);
-  const content: ContentItem = buildSrContent(result, sources, ctx, typeof first.dataset.Modality === 'string' ? first.dataset.Modality : undefined, spacing);
+  const content: ContentItem = buildSrContent(result, sources, ctx, typeof first.dataset.Modality === 'string' ? first.dataset.Modality : undefined, extras.spacing);
   const dataset: DicomDataset = {
     ...sopCommon(ctx, SOP_CLASS.comprehensive3DSR, sopInstanceUID),
     ...copyPatientAndStudy(first.dataset, result.studyInstanceUID),
     // PS3.3 §C.17.1 SR Document Series
     Modality: 'SR',
     SeriesInstanceUID: seriesInstanceUID,
-    SeriesNumber: seriesNumbers(result.detector.id).sr,
+    // After the source series (modules.ts seriesNumbers); without the sources' numbers, radnode's usual 99xx.
+    SeriesNumber: extras.seriesNumber ?? seriesNumbers(result.detector.id).sr,
     SeriesDescription: lo(`radnode ${result.detector.id} AI report`),
     ReferencedPerformedProcedureStepSequence: [],
     ...generalEquipment(ctx.node),

@@ -1,5 +1,6 @@
 /**
- * Rows shared by the TID 1500 measurement-group templates (TID 1501, 1410, 1411): tracking (TID 4108), the finding,
+ * Rows shared by the TID 1500 measurement-group templates (TID 1410, 1411; TID 1501 too, which radnode does not
+ * write: a group without an image region crashes OHIF 3.13.2, see tid1500.ts): tracking (TID 4108), the finding,
  * algorithm identification (TID 4019), finding site (TID 1419 row 1), measurements (TID 300) and qualitative
  * evaluations. Order follows highdicom's `_MeasurementsAndQualitativeEvaluations`.
  */

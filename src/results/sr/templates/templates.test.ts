@@ -41,6 +41,17 @@ describe('template builders check their own constraints (coded errors naming the
     expect(() => tid1500MeasurementReport({ ...base, procedureReported: [], imageLibrary: [image] })).toThrow(expect.objectContaining({ details: { argument: 'procedureReported' } }));
     expect(() => tid1500MeasurementReport({ ...base, procedureReported: [DCM.Device], imageLibrary: [] })).toThrow(expect.objectContaining({ details: { argument: 'imageLibrary' } }));
   });
+  it('TID 1500 refuses a measurement group without an image region (OHIF 3.13.2 fails the whole viewer on one)', () => {
+    const base = { observer: { uid: '1.2.3', name: 'd', manufacturer: 'm', modelName: 'x' }, procedureReported: [DCM.Device], imageLibrary: [image], qualitativeEvaluations: [] };
+    const tracking = tid4108TrackingIdentifier('t', '1.2.3');
+    const noRegion = { valueType: 'CONTAINER' as const, concept: DCM.MeasurementGroup, continuity: 'SEPARATE' as const, children: [...tracking, tid300Measurement(DCM.CertaintyOfFinding, 0.5, UCUM.probability)] };
+    expect(() => tid1500MeasurementReport({ ...base, measurementGroups: [noRegion] })).toThrow(expect.objectContaining({ code: 'RN_RESULT_INVALID', details: { argument: 'measurementGroups[0]' } }));
+    // A NUM INFERRED FROM a SCOORD is a region for OHIF (its non-geometric path collects those coords).
+    const region = scoordRegion(DCM.ImageRegion, 'point', [[1, 2]], image);
+    const inferred = { ...noRegion, children: [...tracking, tid300Measurement(DCM.CertaintyOfFinding, 0.5, UCUM.probability, [{ ...region, relationship: 'INFERRED FROM' as const }])] };
+    expect(() => tid1500MeasurementReport({ ...base, measurementGroups: [inferred] })).not.toThrow();
+    expect(() => tid1500MeasurementReport({ ...base, measurementGroups: [] })).toThrow(expect.objectContaining({ details: { argument: 'qualitativeEvaluations' } }));
+  });
   it('a box is a closed 5-point polyline and reads back as a box; other polylines do not', () => {
     const data = boxToPolyline([[10, 20], [30, 40]]);
     expect(data).toEqual([10, 20, 30, 20, 30, 40, 10, 40, 10, 20]);
