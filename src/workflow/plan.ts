@@ -1,13 +1,12 @@
 import type { RoutingRule } from '../config/types.ts';
 import type { Detector, SeriesInfo } from '../detectors/detector.ts';
 import type { Logger } from '../log.ts';
+import { WRITER_VERSION } from '../results/modules.ts';
 import { hashParts } from '../results/uids.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { JobInputs, SeriesRow } from '../store/types.ts';
 import { routeSeries } from './route.ts';
 
-/** Bumped whenever the result writers change what they write: a new writer means new outputs (DESIGN §3). */
-export const WRITER_VERSION = 'radnode-writer-1';
 
 export function seriesInfoOf(row: SeriesRow): SeriesInfo {
   return {
@@ -25,7 +24,10 @@ export function seriesInfoOf(row: SeriesRow): SeriesInfo {
   };
 }
 
-/** The seed of every output UID: the sorted inputs with their content hashes, the model and the writer. */
+/**
+ * The seed of every output UID: the sorted inputs with their content hashes, the model and the writer version (the
+ * results' own constant, so a writer change always yields new UIDs rather than other bytes under old ones, DESIGN §3).
+ */
 export function inputKeyOf(detector: Detector, inputs: JobInputs): string {
   const parts = [detector.manifest.id, detector.manifest.version, detector.manifest.modelSha256, WRITER_VERSION];
   const sops = inputs.series.flatMap((s) => s.instances.map((i) => `${i.sopInstanceUID}:${i.sha256}`)).sort();
