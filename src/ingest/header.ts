@@ -39,6 +39,10 @@ export function readIngestHeader(bytes: Uint8Array): IngestHeader {
     if (err instanceof RadnodeError) throw err;
     throw new RadnodeError('RN_DICOM_MALFORMED', `not a readable DICOM Part 10 object: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
+  // STOW-RS carries Part 10 objects (PS3.18 §10.5) and every stage after ingest (results writers, delivery) reads
+  // stored files as Part 10: a bare data set without preamble and File Meta is refused here, not half-way through a job.
+  if (!inst.isPart10)
+    throw new RadnodeError('RN_DICOM_MALFORMED', 'not a DICOM Part 10 file: no preamble and File Meta Information (PS3.10 §7.1)');
   const h = inst.header;
   const text = (key: string): string | undefined => {
     const v = h.string(key)?.trim();

@@ -82,6 +82,11 @@ describe('routing real series with the default rules', () => {
     expect(routeSeries(s, RULES, new Map([['cxr', picky]]))).toEqual({ detector: null, reason: NOT_PROCESSED.declined, detail: 'lateral view' });
   });
 
+  it('refuses a bare data set without Part 10 preamble and File Meta at ingest (the raw CR-MONO1 file), accepts its Part 10 twin', () => {
+    expect(() => readIngestHeader(readFileSync(sharedFile('cxr/dicom/other/CR-MONO1-10-chest.dcm')))).toThrow(expect.objectContaining({ code: 'RN_DICOM_MALFORMED' }));
+    expect(readIngestHeader(readFileSync(sharedFile('cxr/dicom/other/CR-MONO1-10-chest.part10.dcm'))).modality).toBe('CR');
+  });
+
   it('treats an instance under the node root with radnode as contributing device as its own output', () => {
     const h = readIngestHeader(readFileSync(sharedFile('cxr/dicom/rsna/0004cfab-14fd-4e49-80ba-63a80b6bddd6.dcm')));
     expect(isOwnInstance(h, NODE)).toBe(false);
