@@ -41,6 +41,12 @@ export const ERROR_TABLE = {
   RN_DELIVERY_STOW_REJECTED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The PACS answered the STOW-RS with an error' },
   RN_DELIVERY_AUTH_REJECTED: { httpStatus: 502, retryable: false, exitCode: 1, description: 'The PACS refused radnode\'s credentials' },
   RN_DELIVERY_NOT_CONFIRMED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'QIDO-RS did not confirm every sent instance' },
+  // DICOM DIMSE gateway (issue 11)
+  RN_DIMSE_ASSOCIATION_REJECTED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The DICOM peer rejected or aborted the association (or radnode rejected an unknown calling AE)' },
+  RN_DIMSE_UNREACHABLE: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The DICOM peer could not be reached (connection refused or timed out)' },
+  RN_DIMSE_STORE_FAILED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The DICOM peer answered a C-STORE with a failure status' },
+  RN_DIMSE_NOT_CONFIRMED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'Storage commitment or an IMAGE-level C-FIND did not confirm every sent instance' },
+  RN_DIMSE_QUERY_FAILED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'A C-FIND, C-MOVE or C-GET failed' },
   RN_SOURCE_STUDY_CHANGED: { httpStatus: 409, retryable: false, exitCode: 1, description: 'The source study is gone from the PACS or its Patient ID changed' },
   // built-in viewer (its read-only DICOMweb proxy)
   RN_VIEWER_UNAVAILABLE: { httpStatus: 500, retryable: false, exitCode: 2, description: 'The OHIF files for the built-in viewer are missing (run scripts/fetch-ohif) or its port cannot be opened' },

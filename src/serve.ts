@@ -15,6 +15,8 @@ import { ingestFile } from './ingest/ingest-instance.ts';
 import { pollSources } from './ingest/poll-runner.ts';
 import type { PollSink, PollSource } from './ingest/poll/sink.ts';
 import { schedulePoller } from './ingest/poll/schedule.ts';
+import { CallerPolicy } from './ingest/dimse/callers.ts';
+import { startScp, type RunningScp } from './ingest/dimse/scp.ts';
 import { createLogger, type Logger } from './log.ts';
 import { writeResultObjects } from './results/write.ts';
 import { writeFileDurable } from './store/durable-file.ts';
@@ -33,6 +35,8 @@ export type RunningNode = {
   port: number;
   /** The built-in viewer when viewer.enabled (its own port: OHIF needs the root of an origin). */
   viewer: RunningViewer | null;
+  /** The DICOM Storage SCP when dimse.enabled. */
+  dimse: RunningScp | null;
   log: Logger;
   stop(): Promise<void>;
 };
@@ -107,7 +111,9 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   if (orphaned.length) log.warn('jobs of detectors that are not installed were dead-lettered', { jobs: orphaned });
   const worklist = new WorklistService({ store, config, log });
   await worklist.start();
-  const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log, onDelivered: (job) => worklist.onJobDelivered(job.study_uid) });
+  // The engine is created just below; the policy only calls completeNow later, from a timer.
+  const callerPolicy: CallerPolicy = new CallerPolicy({ store, log, completeNow: (s, r): Promise<void> => engine.completeNow(s, r) });
+  const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log, onDelivered: (job) => worklist.onJobDelivered(job.study_uid), studyPolicy: callerPolicy });
 
   let pacsReachable: boolean | null = null;
   const probe = async () => {
@@ -141,6 +147,15 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
     store.close();
     throw err;
   }
+  let dimse: RunningScp | null = null;
+  try {
+    dimse = config.dimse.enabled ? await startScp({ config, store, log: log.child({ stage: 'dimse' }), onStored: (x) => callerPolicy.stored(x.outcome.studyInstanceUID, x.caller) }) : null;
+  } catch (err) {
+    await viewer?.stop();
+    await new Promise<void>((r) => server.close(() => r()));
+    store.close();
+    throw err;
+  }
   engine.start();
 
   const pollers: { stop(): void }[] = [];
@@ -155,9 +170,11 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   log.info('radnode started', { port, host: config.server.host, dataDir: config.data.dir, detectors: [...detectors.keys()], delivery: config.delivery.mode, poll: config.poll.enabled ? config.poll.source : 'off' });
 
   return {
-    config, store, engine, worklist, server, port, viewer, log,
+    config, store, engine, worklist, server, port, viewer, dimse, log,
     async stop() {
       for (const p of pollers) p.stop();
+      await dimse?.stop();
+      callerPolicy.stop();
       clearInterval(probeTimer);
       await viewer?.stop();
       await new Promise<void>((r) => server.close(() => r()));

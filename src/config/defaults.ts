@@ -52,6 +52,16 @@ export const DEFAULT_CONFIG: RadnodeConfig = {
   // OHIF hydrates and draws only measurements named after its own tools (shared/notes/viewer.md).
   results: { trackingIdentifierStyle: 'cornerstone3D' },
   viewer: { enabled: false, host: '', port: 8081, ohifDir: '', pacsUsername: '', pacsPassword: '', pacsToken: '' },
+  // DIMSE is off until a site names who may call it: the SCP only ever accepts the callers listed here.
+  dimse: {
+    enabled: false,
+    host: '127.0.0.1',
+    port: 11112,
+    aeTitle: 'RADNODE',
+    knownCallers: [],
+    destination: { aeTitle: '', host: '', port: 104, storageCommitment: false },
+    timeoutMs: 30_000,
+  },
   // The built-in OHIF listens on its own port (DESIGN §6), on the host name the worklist page was loaded from.
   worklist: {
     viewerUrlPattern: 'http://{host}:{viewerPort}/viewer?StudyInstanceUIDs={study}',

@@ -207,6 +207,44 @@ function validateWorklist(wl: Obj, env: NodeJS.ProcessEnv): RadnodeConfig['workl
   };
 }
 
+/** AE titles are at most 16 characters of the default repertoire, no backslash (PS3.5 VR AE). */
+function aeTitle(key: string, v: unknown, allowEmpty = false): string {
+  if (typeof v !== 'string' || (!allowEmpty && v.trim() === '') || v.length > 16 || /[\\\x00-\x1f]/.test(v)) throw invalid(key, v, 'expected an AE title of 1 to 16 characters without a backslash');
+  return v.trim();
+}
+
+/** The DIMSE gateway: the SCP accepts only listed callers, so a misspelt caller key must not widen or narrow it silently. */
+function validateDimse(m: Obj): RadnodeConfig['dimse'] {
+  onlyKnown(m, 'dimse', defaultKeys('dimse'));
+  const callersRaw = m.knownCallers ?? [];
+  if (!Array.isArray(callersRaw)) throw invalid('dimse.knownCallers', callersRaw, 'expected a list of { aeTitle, host?, quietSeconds?, detectors? }');
+  const knownCallers = callersRaw.map((c: unknown, i: number) => {
+    const path = `dimse.knownCallers[${i}]`;
+    if (!isObj(c)) throw invalid(path, c, 'expected { aeTitle, host?, quietSeconds?, detectors? }');
+    onlyKnown(c, path, ['aeTitle', 'host', 'quietSeconds', 'detectors']);
+    return {
+      aeTitle: aeTitle(`${path}.aeTitle`, c.aeTitle),
+      ...(c.host !== undefined ? { host: str(c, 'host', path, { nonEmpty: true })! } : {}),
+      ...(c.quietSeconds !== undefined ? { quietSeconds: num(c, 'quietSeconds', path, 0, 86_400, false) } : {}),
+      ...(c.detectors !== undefined ? { detectors: strList(c, 'detectors', path) } : {}),
+    };
+  });
+  const d = isObj(m.destination) ? m.destination : (() => { throw invalid('dimse.destination', m.destination, 'expected a mapping'); })();
+  onlyKnown(d, 'dimse.destination', Object.keys(DEFAULT_CONFIG.dimse.destination));
+  const destAe = aeTitle('dimse.destination.aeTitle', d.aeTitle, true);
+  const destHost = str(d, 'host', 'dimse.destination')!;
+  if (destAe && !destHost) throw invalid('dimse.destination.host', destHost, 'expected the host of dimse.destination.aeTitle');
+  return {
+    enabled: bool(m, 'enabled', 'dimse'),
+    host: str(m, 'host', 'dimse', { nonEmpty: true })!,
+    port: num(m, 'port', 'dimse', 0, 65535),
+    aeTitle: aeTitle('dimse.aeTitle', m.aeTitle),
+    knownCallers,
+    destination: { aeTitle: destAe, host: destHost, port: num(d, 'port', 'dimse.destination', 1, 65535), storageCommitment: bool(d, 'storageCommitment', 'dimse.destination') },
+    timeoutMs: num(m, 'timeoutMs', 'dimse', 100, 600_000),
+  };
+}
+
 /** The viewer shows patient images: it gets the same loopback-only rule as the API when no credentials exist. */
 function validateViewer(v: Obj, server: { pacs: RadnodeConfig['pacs']; host: string; port: number; open: boolean }, env: NodeJS.ProcessEnv): RadnodeConfig['viewer'] {
   onlyKnown(v, 'viewer', defaultKeys('viewer'));
@@ -288,8 +326,10 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   }
   const dl = section(raw, 'delivery');
   onlyKnown(dl, 'delivery', defaultKeys('delivery'));
-  const mode = oneOf(dl, 'mode', 'delivery', ['pacs', 'folder', 'shadow'] as const);
+  const mode = oneOf(dl, 'mode', 'delivery', ['pacs', 'dimse', 'folder', 'shadow'] as const);
   if (mode === 'pacs' && !pacs) throw invalid('delivery.mode', mode, 'mode pacs needs a pacs section (pacs.url)');
+  const dimse = validateDimse(section(raw, 'dimse'));
+  if (mode === 'dimse' && !dimse.destination.aeTitle) throw invalid('delivery.mode', mode, 'mode dimse needs dimse.destination (aeTitle, host, port)');
   const pl = section(raw, 'poll');
   onlyKnown(pl, 'poll', defaultKeys('poll'));
   const pollEnabled = bool(pl, 'enabled', 'poll');
@@ -350,6 +390,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     logging: { level: oneOf(lg, 'level', 'logging', ['debug', 'info', 'warn', 'error', 'silent'] as const) },
     results: { trackingIdentifierStyle: oneOf(rs, 'trackingIdentifierStyle', 'results', ['cornerstone3D', 'detector'] as const) },
     viewer,
+    dimse,
     worklist: validateWorklist(section(raw, 'worklist'), env),
   };
 }

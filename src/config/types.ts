@@ -16,6 +16,37 @@ export type PacsConfig = {
   timeoutMs: number;
 };
 
+/** A calling AE allowed to associate with radnode's Storage SCP, with its own workflow settings. */
+export type DimseCaller = {
+  aeTitle: string;
+  /** When set, the association must come from this address too (an AE title alone is easily spoofed). */
+  host?: string;
+  /** Quiet period for studies this caller sends; absent: workflow.quietSeconds. */
+  quietSeconds?: number;
+  /** Detector ids allowed to run on studies this caller sends; absent: every enabled detector. */
+  detectors?: string[];
+};
+
+/** A DICOM peer reached by DIMSE (C-STORE destination, C-FIND/C-MOVE source). */
+export type DimsePeer = { aeTitle: string; host: string; port: number };
+
+export type DimseConfig = {
+  enabled: boolean;
+  /** Listen address of the Storage SCP. */
+  host: string;
+  port: number;
+  /** radnode's own AE title (called AE for the SCP, calling AE as SCU, C-MOVE destination). */
+  aeTitle: string;
+  knownCallers: DimseCaller[];
+  /** delivery.mode 'dimse' and poll.source 'dimse' use this peer; aeTitle '' means none. */
+  destination: DimsePeer & {
+    /** Ask for storage commitment (N-ACTION) before falling back to an IMAGE-level C-FIND to confirm. */
+    storageCommitment: boolean;
+  };
+  /** Connect/association/PDU timeout for SCU and SCP. */
+  timeoutMs: number;
+};
+
 /** One routing rule: every condition that is present must hold; lists mean "any of". */
 export type RoutingMatch = {
   modality?: string[];
@@ -72,8 +103,11 @@ export type RadnodeConfig = {
   routing: { rules: RoutingRule[] };
   pacs: PacsConfig | null;
   delivery: {
-    /** pacs: STOW to the configured PACS; folder: write files to `folder`; shadow: compute and record, send nothing. */
-    mode: 'pacs' | 'folder' | 'shadow';
+    /**
+     * pacs: STOW to the configured PACS; dimse: C-STORE to dimse.destination; folder: write files to `folder`;
+     * shadow: compute and record, send nothing.
+     */
+    mode: 'pacs' | 'dimse' | 'folder' | 'shadow';
     folder: string;
     /** How long QIDO may lag behind a STOW before the delivery counts as unconfirmed. */
     confirmTimeoutMs: number;
@@ -129,6 +163,8 @@ export type RadnodeConfig = {
     pacsPassword: string;
     pacsToken: string;
   };
+  /** The DICOM DIMSE gateway (issue 11): a Storage SCP, DIMSE delivery and a C-FIND/C-MOVE poller. */
+  dimse: DimseConfig;
   /** The triage worklist page and its outgoing webhook for urgent results (issue 10). */
   worklist: {
     /**

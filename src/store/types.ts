@@ -2,7 +2,7 @@ export type JobState = 'queued' | 'running' | 'written' | 'delivered' | 'failed'
 /** run: queued → running → written; deliver: written → delivered. */
 export type ClaimPhase = 'run' | 'deliver';
 
-export type InstanceSource = 'stow' | 'poll-qido' | 'poll-orthanc' | 'recovered' | 'import';
+export type InstanceSource = 'stow' | 'poll-qido' | 'poll-orthanc' | 'recovered' | 'import' | 'dimse' | 'poll-dimse';
 
 export type InstanceRecord = {
   sopInstanceUID: string;

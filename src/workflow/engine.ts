@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { RadnodeConfig } from '../config/types.ts';
 import { crashPoint } from '../crash.ts';
 import { deliverObjects, retractInstance, writeToFolder } from '../delivery/index.ts';
+import { deliverObjectsDimse } from '../delivery/dimse.ts';
 import type { Detector, DetectorInput } from '../detectors/detector.ts';
 import { asRadnodeError, RadnodeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -25,6 +26,11 @@ export type EngineDeps = {
   log: Logger;
   /** Identifies this process's leases; a dead process's leases expire and its jobs resume elsewhere. */
   workerId?: string;
+  /**
+   * Per-sender settings (DIMSE callers, src/ingest/dimse/callers.ts): a study held by its sender's own quiet period is
+   * left to that sender's timer, and planning runs only the detectors the sender allows.
+   */
+  studyPolicy?: { holds(studyUID: string): boolean; allowedDetectors(studyUID: string): readonly string[] | undefined };
 };
 
 /** Exponential backoff with jitter (undici's retry handler): min(base·2^(n-1), max), scaled by 0.5..1. */
@@ -86,7 +92,8 @@ export class WorkflowEngine {
 
   private async plan(studyUID: string): Promise<void> {
     const { config, store, detectors, log } = this.deps;
-    const enabled = new Map([...detectors].filter(([id]) => !config.detectors.disabled.includes(id)));
+    const allowed = this.deps.studyPolicy?.allowedDetectors(studyUID);
+    const enabled = new Map([...detectors].filter(([id]) => !config.detectors.disabled.includes(id) && (!allowed || allowed.includes(id))));
     await planStudy({ store, rules: config.routing.rules, detectors: enabled, log }, studyUID);
   }
 
@@ -97,6 +104,7 @@ export class WorkflowEngine {
     const { config, store, log } = this.deps;
     try {
       for (const study of await store.dueStudies(Date.now(), config.workflow.quietSeconds * 1000)) {
+        if (this.deps.studyPolicy?.holds(study)) continue;
         if (await store.completeStudy(study, 'quiet-period')) await this.plan(study);
       }
       for (const id of this.deps.detectors.keys()) {
@@ -242,6 +250,12 @@ export class WorkflowEngine {
         detail = { mode: 'shadow', objects: objects.length };
       } else if (config.delivery.mode === 'folder') {
         detail = { mode: 'folder', files: await writeToFolder(config.delivery.folder, objects) };
+      } else if (config.delivery.mode === 'dimse') {
+        const { dimse } = config;
+        crashPoint('before-send');
+        const r = await deliverObjectsDimse({ peer: dimse.destination, callingAeTitle: dimse.aeTitle, timeoutMs: dimse.timeoutMs }, objects, { confirmTimeoutMs: config.delivery.confirmTimeoutMs, log, onSent: () => crashPoint('after-send') });
+        crashPoint('after-confirm');
+        detail = { mode: 'dimse', peer: dimse.destination.aeTitle, sent: r.sent, alreadyPresent: r.alreadyPresent };
       } else {
         const pacs = config.pacs!;
         const study = await store.getStudy(job.study_uid);

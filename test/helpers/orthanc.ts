@@ -25,6 +25,11 @@ export type OrthancOptions = {
   overwriteInstances?: boolean;
   /** Turns on HTTP Basic authentication with this one user; the handle's own requests use it. */
   auth?: { username: string; password: string };
+  /**
+   * Turns on Orthanc's DICOM server (issue 11) on 127.0.0.1-reachable `port` as `aeTitle`, with these modalities
+   * (name -> [AE, host, port], loopback only). Absent: no DICOM port, as before.
+   */
+  dicom?: { aeTitle: string; port: number; modalities: Record<string, [string, string, number]> };
 };
 
 export type OrthancHandle = {
@@ -151,8 +156,12 @@ function buildConfig(port: number, opts: OrthancOptions): Record<string, unknown
     RemoteAccessAllowed: false,
     AuthenticationEnabled: opts.auth !== undefined,
     RegisteredUsers: opts.auth ? { [opts.auth.username]: opts.auth.password } : {},
-    DicomServerEnabled: false,
-    DicomModalities: {},
+    DicomServerEnabled: opts.dicom !== undefined,
+    ...(opts.dicom ? { DicomAet: opts.dicom.aeTitle, DicomPort: opts.dicom.port, DicomCheckCalledAet: true, DicomAlwaysAllowFind: true, DicomAlwaysAllowMove: true } : {}),
+    DicomModalities: Object.fromEntries(Object.entries(opts.dicom?.modalities ?? {}).map(([name, m]) => {
+      if (!['127.0.0.1', 'localhost'].includes(m[1])) throw new Error(`modality ${name}: loopback hosts only (${m[1]})`);
+      return [name, m];
+    })),
     OrthancPeers: {},
     WebDavEnabled: false,
     HttpCompressionEnabled: false,

@@ -1,0 +1,140 @@
+/**
+ * The DIMSE gateway (issue 11) against real peers on 127.0.0.1: dcmtk's echoscu/storescu/findscu and Orthanc with a
+ * DICOM modality entry for radnode.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, startOrthanc, waitFor, type OrthancHandle } from '../helpers/orthanc.ts';
+import { startRadnode, TEST_DETECTOR_MODULE, type RadnodeHandle } from '../helpers/radnode.ts';
+import { sharedFile, unpackedFile } from '../helpers/paths.ts';
+
+const CALLER = 'TESTSCU';
+
+/** The data set of a Part 10 file: everything after the file meta group (whose length is in (0002,0000)). */
+export function datasetBytes(file: Uint8Array): Buffer {
+  const b = Buffer.from(file);
+  if (b.toString('latin1', 128, 132) !== 'DICM') throw new Error('not Part 10');
+  const groupLength = b.readUInt32LE(128 + 4 + 8);
+  return b.subarray(128 + 4 + 12 + groupLength);
+}
+
+function dump(path: string, tag: string): string {
+  const r = spawnSync('dcmdump', ['-q', '-s', '+P', tag, path], { encoding: 'utf8' });
+  return /\[([^\]]*)\]/.exec(r.stdout)?.[1] ?? '';
+}
+
+function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+const run = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
+
+describe('DIMSE gateway', () => {
+  let rn: RadnodeHandle;
+  let port: number;
+  const instancesDir = () => join(rn.dir, 'data', 'instances');
+
+  beforeAll(async () => {
+    port = await freePort();
+    rn = await startRadnode({
+      dimse: { enabled: true, port, aeTitle: 'RADNODE', knownCallers: [{ aeTitle: CALLER, host: '127.0.0.1' }, { aeTitle: 'BURST' }] },
+      detectors: { modules: [TEST_DETECTOR_MODULE] },
+      delivery: { mode: 'shadow' },
+      workflow: { quietSeconds: 3600 },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await rn?.stop();
+  });
+
+  it('answers C-ECHO from a known caller and rejects an unknown one at association', () => {
+    const ok = run('echoscu', ['-aet', CALLER, '-aec', 'RADNODE', '127.0.0.1', String(port)]);
+    expect(ok.status, ok.stderr).toBe(0);
+    const bad = run('echoscu', ['-v', '-aet', 'INTRUDER', '-aec', 'RADNODE', '127.0.0.1', String(port)]);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toMatch(/Calling AE Title Not Recognized/i);
+    const wrongCalled = run('echoscu', ['-v', '-aet', CALLER, '-aec', 'NOTRADNODE', '127.0.0.1', String(port)]);
+    expect(wrongCalled.stdout + wrongCalled.stderr).toMatch(/Called AE Title Not Recognized/i);
+    expect(rn.log()).toMatch(/DIMSE association rejected.*INTRUDER|INTRUDER.*association rejected/s);
+  });
+
+  it('stores compressed pushes byte-identical (JPEG lossless, JPEG-LS, JPEG 2000, RLE)', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'radnode-dimse-'));
+    // storescu proposes a compressed syntax only when told to: one option per syntax (dcmtk 3.6.7 has none for 4.57).
+    const cases: [string, string][] = [
+      ['-xs', 'CTImage.dcm_JPEGProcess14SV1TransferSyntax_1.2.840.10008.1.2.4.70.dcm'],
+      ['-xt', 'CTImage.dcm_JPEGLSLosslessTransferSyntax_1.2.840.10008.1.2.4.80.dcm'],
+      ['-xu', 'CTImage.dcm_JPEGLSLossyTransferSyntax_1.2.840.10008.1.2.4.81.dcm'],
+      ['-xv', 'CTImage.dcm_JPEG2000LosslessOnlyTransferSyntax_1.2.840.10008.1.2.4.90.dcm'],
+      ['-xw', 'CTImage.dcm_JPEG2000TransferSyntax_1.2.840.10008.1.2.4.91.dcm'],
+      ['-xr', 'CTImage.dcm_RLELosslessTransferSyntax_1.2.840.10008.1.2.5.dcm'],
+    ];
+    const files = cases.map(([option, n], i) => {
+      // The corpus files share one SOP Instance UID: each copy gets its own so all are stored, not deduplicated.
+      const p = join(tmp, `${i}.dcm`);
+      copyFileSync(sharedFile(`dicom/cs-wadoimageloader/${n}`), p);
+      const m = run('dcmodify', ['-nb', '-gin', '-gse', p]);
+      expect(m.status, m.stderr).toBe(0);
+      const r = run('storescu', [option, '-aet', CALLER, '-aec', 'RADNODE', '127.0.0.1', String(port), p]);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      return p;
+    });
+    for (const f of files) {
+      const sop = dump(f, '0008,0018');
+      const stored = listFiles(instancesDir()).find((p) => p.endsWith(`/${sop}.dcm`));
+      expect(stored, `${f} stored`).toBeDefined();
+      expect(dump(stored!, '0002,0010')).toBe(dump(f, '0002,0010'));
+      expect(datasetBytes(readFileSync(stored!)).equals(datasetBytes(readFileSync(f)))).toBe(true);
+      expect(dump(stored!, '0002,0016')).toBe(CALLER);
+    }
+  }, 120_000);
+
+  it('an association broken mid-study leaves every acknowledged instance stored and nothing half-written', async () => {
+    const dir = unpackedFile('ct/lidc/LIDC-IDRI-0002/dicom');
+    const files = readdirSync(dir).sort().map((f) => join(dir, f));
+    const child = spawn('storescu', ['-v', '-aet', CALLER, '-aec', 'RADNODE', '127.0.0.1', String(port), ...files]);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('some instances acknowledged', async () => (out.match(/Received Store Response \(Success\)/g)?.length ?? 0) >= 20, 60_000, 20);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const acked = ackedFiles(out);
+    expect(acked.length).toBeGreaterThanOrEqual(20);
+    expect(acked.length).toBeLessThan(files.length);
+    await checkStored(acked, instancesDir());
+    // The .part of the instance in flight is removed when the socket closes.
+    await waitFor('no temp files', async () => listFiles(join(rn.dir, 'data', 'tmp')).filter((f) => f.includes('dimse-')).length === 0, 10_000);
+  }, 120_000);
+});
+
+/** storescu -v: "Sending file: X" ... "Received Store Response (Success)" pairs name the acknowledged files. */
+export function ackedFiles(log: string): string[] {
+  const acked: string[] = [];
+  let current: string | undefined;
+  for (const line of log.split('\n')) {
+    const s = /Sending file: (.*)$/.exec(line);
+    if (s) current = s[1]!.trim();
+    else if (/Received Store Response \(Success\)/.test(line) && current) acked.push(current);
+  }
+  return acked;
+}
+
+/** Every stored file is a whole instance: its data set is the source's, byte for byte. */
+export async function checkStored(acked: string[], instancesDir: string): Promise<void> {
+  const stored = new Map(listFiles(instancesDir).map((p) => [p.split('/').pop()!.replace(/\.dcm$/, ''), p]));
+  for (const f of acked) {
+    const sop = dump(f, '0008,0018');
+    const p = stored.get(sop);
+    expect(p, `acknowledged ${f} is stored`).toBeDefined();
+    expect(datasetBytes(readFileSync(p!)).equals(datasetBytes(readFileSync(f)))).toBe(true);
+  }
+  for (const p of stored.values()) expect(readFileSync(p).toString('latin1', 128, 132)).toBe('DICM');
+}
+
+export type { OrthancHandle };
+export { startOrthanc };
