@@ -21,6 +21,7 @@ Usage:
   radnode models verify                                    full start-up check of every model (exit 1 if any is refused)
   radnode validate FILE...                                 check result objects (our checks + dciodvfy)
   radnode inspect FILE [--pixels OUT]                      header summary, transfer syntax, pixel decode check
+  radnode echo AE@host:port [--aet AE]                     C-ECHO a DICOM peer; says whether radnode would accept it back
 
 Common options: --config FILE (or RADNODE_CONFIG), --data DIR, --help.
 Exit codes: 0 success, 1 failure, 2 bad usage or configuration.`;
@@ -187,6 +188,10 @@ export async function main(argv: string[], io: Out = defaultOut): Promise<number
       case 'inspect': {
         const { inspectCommand } = await import('./inspect.ts');
         return await inspectCommand(rest, io);
+      }
+      case 'echo': {
+        const { echoCommand } = await import('./echo.ts');
+        return await echoCommand(rest, io);
       }
       case undefined:
       case '--help':

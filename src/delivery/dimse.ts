@@ -12,7 +12,16 @@ import type { Logger } from '../log.ts';
 import type { ResultObject } from '../results/objects.ts';
 import { sameFingerprint } from './query.ts';
 
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../ingest/dimse/p10.ts';
+
 const { Client, Dataset, constants, requests } = dimse;
+/** dcmjs-dimse logs every PDU at info to stdout; radnode logs DIMSE events itself, structured, through its logger. */
+export function quietDimseLibrary(): void {
+  dimse.log.setLevel('silent');
+  dimse.Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
+  dimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION);
+}
+quietDimseLibrary();
 const { Status, RejectReason } = constants;
 type DimseRequest = InstanceType<typeof dimse.requests.CEchoRequest> | InstanceType<typeof dimse.requests.CFindRequest> | InstanceType<typeof dimse.requests.CStoreRequest> | InstanceType<typeof dimse.requests.CMoveRequest>;
 type DimseResponse = InstanceType<typeof dimse.responses.CFindResponse>;

@@ -7,8 +7,8 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startOrthanc, waitFor, type OrthancHandle } from '../helpers/orthanc.ts';
-import { startRadnode, TEST_DETECTOR_MODULE, type RadnodeHandle } from '../helpers/radnode.ts';
+import { freePort, makeInstance, newUid, startOrthanc, waitFor } from '../helpers/orthanc.ts';
+import { jobsOf, startRadnode, TEST_DETECTOR_MODULE, type RadnodeHandle } from '../helpers/radnode.ts';
 import { sharedFile, unpackedFile } from '../helpers/paths.ts';
 
 const CALLER = 'TESTSCU';
@@ -112,6 +112,76 @@ describe('DIMSE gateway', () => {
   }, 120_000);
 });
 
+describe('DIMSE gateway with Orthanc as the PACS', () => {
+  it('Orthanc C-STOREs a study, radnode analyses it and C-STOREs the results back; Orthanc\'s C-FIND finds them', async () => {
+    const [oDicom, rnDimse] = [await freePort(), await freePort()];
+    const orthanc = await startOrthanc({ dicom: { aeTitle: 'ORTHANC', port: oDicom, modalities: { radnode: ['RADNODE', '127.0.0.1', rnDimse] } } });
+    const rn = await startRadnode({
+      // The global quiet period is an hour: only the caller's own 2 s can complete the study in time.
+      workflow: { quietSeconds: 3600, tickMs: 200, backoffBaseMs: 200, backoffMaxMs: 1000 },
+      routing: { rules: [{ detector: 'test-echo', match: { modality: ['CR', 'DX'] } }] },
+      detectors: { modules: [TEST_DETECTOR_MODULE] },
+      delivery: { mode: 'dimse', confirmTimeoutMs: 10_000 },
+      dimse: {
+        enabled: true, port: rnDimse, aeTitle: 'RADNODE',
+        knownCallers: [{ aeTitle: 'ORTHANC', host: '127.0.0.1', quietSeconds: 2, detectors: ['test-echo'] }],
+        destination: { aeTitle: 'ORTHANC', host: '127.0.0.1', port: oDicom },
+      },
+    });
+    try {
+      const studyUID = newUid();
+      const tmp = mkdtempSync(join(tmpdir(), 'rn-dimse-study-'));
+      const ids: string[] = [];
+      for (const [i, f] of ['cxr/dicom/rsna/0004cfab-14fd-4e49-80ba-63a80b6bddd6.dcm', 'cxr/dicom/rsna/00322d4d-1c29-4943-afc9-b6754be640eb.dcm'].entries()) {
+        const inst = await makeInstance(sharedFile(f), tmp, { studyUID, patientId: 'RN-DIMSE-1', instanceNumber: i + 1 });
+        ids.push(await orthanc.upload(inst.path));
+      }
+      const orthancStudy = (await orthanc.lookup(studyUID))!;
+      const r = await fetch(`${orthanc.url}/modalities/radnode/store`, { method: 'POST', body: JSON.stringify({ Resources: [orthancStudy], Synchronous: true }) });
+      expect(r.status, await r.text()).toBe(200);
+      const job = await waitFor('job delivered', async () => (await jobsOf(rn, studyUID)).find((j) => j.state === 'delivered'), 60_000, 250);
+      const detail = await rn.api<{ outputs: { sopInstanceUID: string }[] }>(`/api/jobs/${job.id}`);
+      expect(detail.outputs.length).toBeGreaterThan(0);
+      // Orthanc's own C-FIND (findscu at IMAGE level against Orthanc) lists every result object in the study.
+      const f = run('findscu', ['-S', '-aet', 'RADNODE', '-aec', 'ORTHANC', '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${studyUID}`, '-k', 'SeriesInstanceUID', '-k', 'SOPInstanceUID', '127.0.0.1', String(oDicom)]);
+      expect(f.status, f.stderr).toBe(0);
+      for (const o of detail.outputs) expect(f.stdout + f.stderr).toContain(o.sopInstanceUID);
+      // Delivered at all proves the caller's quiet period completed the study (the global one is an hour).
+    } finally {
+      await rn.stop();
+      await orthanc.stop();
+    }
+  }, 120_000);
+});
+
+describe('DIMSE gateway under kill -9', () => {
+  it('a kill -9 of radnode during a C-STORE burst loses no acknowledged instance', async () => {
+    const port = await freePort();
+    const rn = await startRadnode({ dimse: { enabled: true, port, aeTitle: 'RADNODE', knownCallers: [{ aeTitle: CALLER }] }, delivery: { mode: 'shadow' }, workflow: { quietSeconds: 3600 } });
+    try {
+      const dir = unpackedFile('ct/lidc/LIDC-IDRI-0002/dicom');
+      const files = readdirSync(dir).sort().map((f) => join(dir, f));
+      const child = spawn('storescu', ['-v', '-aet', CALLER, '-aec', 'RADNODE', '127.0.0.1', String(port), ...files]);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor('a burst under way', async () => (out.match(/Received Store Response \(Success\)/g)?.length ?? 0) >= 30, 60_000, 10);
+      await rn.kill9();
+      await new Promise((r) => child.once('exit', r));
+      const acked = ackedFiles(out);
+      expect(acked.length).toBeLessThan(files.length);
+      await rn.start();
+      const instancesDir = join(rn.dir, 'data', 'instances');
+      await checkStored(acked, instancesDir);
+      const studies = await rn.api<{ studies: { study: string; series: { instances: number }[] }[] }>('/api/studies');
+      const recorded = studies.studies.reduce((n, s) => n + s.series.reduce((m, x) => m + x.instances, 0), 0);
+      expect(recorded).toBeGreaterThanOrEqual(acked.length);
+    } finally {
+      await rn.stop();
+    }
+  }, 180_000);
+});
+
 /** storescu -v: "Sending file: X" ... "Received Store Response (Success)" pairs name the acknowledged files. */
 export function ackedFiles(log: string): string[] {
   const acked: string[] = [];
@@ -135,6 +205,3 @@ export async function checkStored(acked: string[], instancesDir: string): Promis
   }
   for (const p of stored.values()) expect(readFileSync(p).toString('latin1', 128, 132)).toBe('DICM');
 }
-
-export type { OrthancHandle };
-export { startOrthanc };

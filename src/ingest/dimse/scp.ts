@@ -20,10 +20,13 @@ import { asRadnodeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { SqliteStore } from '../../store/store.ts';
 import { ingestFile, type IngestOutcome } from '../ingest-instance.ts';
-import { fileMetaHeader } from './p10.ts';
+import { fileMetaHeader, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './p10.ts';
 import { ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, TS, VERIFICATION_SOP_CLASS } from './sop.ts';
 
 const { Scp, Dataset, constants, responses } = dimse;
+dimse.log.setLevel('silent'); // see quietDimseLibrary in src/delivery/dimse.ts: radnode logs DIMSE events itself
+dimse.Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
+dimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION);
 const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason } = constants;
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
