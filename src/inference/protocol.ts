@@ -1,5 +1,6 @@
 import type { ModelManifest } from './manifest.ts';
 import type { HotRegion } from './image.ts';
+import type { MammoPeak } from './mammogram.ts';
 
 /** The messages between the main thread (runtime.ts) and the inference worker (worker.ts). */
 
@@ -37,5 +38,31 @@ export type RadiographReply =
     }
   | { kind: 'refused'; reason: 'colour'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
 
-export type WorkerRequest = ({ type: 'close'; key: string } | OpenRequest | RadiographRequest) & { id: number };
+/** A mammogram (issue 6): as a radiograph, plus chest wall at column 0 and a crop to the breast (mammogram.ts). */
+export type MammogramRequest = { type: 'mammogram'; key: string; path: string; spec: Image2DSpec; wantHeatmap: boolean };
+
+export type MammogramReply =
+  | {
+      kind: 'ok';
+      rows: number;
+      columns: number;
+      /** Image Laterality / Laterality, View Position or View Code, and how the image was turned (chest wall left). */
+      laterality: 'L' | 'R' | 'B' | 'U';
+      view: string;
+      orientation: { transpose: boolean; flipHorizontal: boolean; flipVertical: boolean; source: 'PatientOrientation' | 'content' };
+      /** Per-image facts the series attributes do not carry: the detector refuses on them with a coded reason. */
+      presentationIntent: string;
+      imageType: string[];
+      viewModifiers: string[];
+      implantPresent: boolean;
+      scores: number[];
+      /** Cell map over the model input (0..1) and its peak on the stored image. */
+      cam?: { height: number; width: number; values: Float32Array };
+      peak?: MammoPeak;
+      heatmap?: Float32Array;
+      timingsMs: StageTimings;
+    }
+  | { kind: 'refused'; reason: 'colour'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
+
+export type WorkerRequest = ({ type: 'close'; key: string } | OpenRequest | RadiographRequest | MammogramRequest) & { id: number };
 export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; code: string; message: string; details?: Record<string, unknown> };

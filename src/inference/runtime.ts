@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { RadnodeError, type ErrorCode, ERROR_TABLE } from '../errors.ts';
-import type { OpenReply, RadiographReply, RadiographRequest, SessionSettings, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { MammogramReply, MammogramRequest, OpenReply, RadiographReply, RadiographRequest, SessionSettings, WorkerReply, WorkerRequest } from './protocol.ts';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: RadnodeError) => void };
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
@@ -70,6 +70,11 @@ export class InferenceRuntime {
   /** Decode the first frame, preprocess per the manifest, infer, map the CAM back: all in the worker. */
   radiograph(req: Omit<RadiographRequest, 'type'>): Promise<RadiographReply> {
     return this.call<RadiographReply>({ type: 'radiograph', ...req });
+  }
+
+  /** A mammogram: decode, orient (chest wall left), crop to the breast, infer, map the cells back; in the worker. */
+  mammogram(req: Omit<MammogramRequest, 'type'>): Promise<MammogramReply> {
+    return this.call<MammogramReply>({ type: 'mammogram', ...req });
   }
 
   async terminate(): Promise<void> {

@@ -10,7 +10,8 @@ import * as ort from 'onnxruntime-node';
 import { decodeFrames, percentileWindow, physicalValues, modalityLut, readInstance, toDisplay, type VoiWindow } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
-import type { ExecutionProvider, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
+import { exactPercentileWindow, mammoCamToStored, mammogramInput, mammoPeak, type MammoPeak } from './mammogram.ts';
+import type { ExecutionProvider, MammogramReply, MammogramRequest, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
 
 const sessions = new Map<string, ort.InferenceSession>();
 
@@ -105,6 +106,61 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
   return { value, transfer: heatmap ? [heatmap.buffer as ArrayBuffer] : [] };
 }
 
+async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply; transfer: ArrayBuffer[] }> {
+  const session = sessions.get(req.key);
+  if (!session) throw new RadnodeError('RN_MODEL_INVALID', `model ${req.key} has no open session`);
+  const { spec } = req;
+  let t = now();
+  const instance = readInstance(await readFile(req.path));
+  const [frame] = await decodeFrames(instance, { frames: [0] });
+  const decode = now() - t;
+  if (frame.samplesPerPixel !== 1) {
+    return { value: { kind: 'refused', reason: 'colour', detail: `Photometric Interpretation ${frame.photometricInterpretation}, ${frame.samplesPerPixel} samples per pixel`, timingsMs: { decode } }, transfer: [] };
+  }
+  t = now();
+  const w = spec.preprocess.window;
+  let window: VoiWindow | undefined;
+  if (w.kind === 'fixed') window = { center: w.center, width: w.width, function: 'LINEAR' };
+  else if (w.kind === 'percentile') window = exactPercentileWindow(physicalValues(frame, modalityLut(instance, 0)), w.low / 100, w.high / 100);
+  const display = toDisplay(instance, frame, window ? { window } : {});
+  const [height, width] = spec.preprocess.size ?? [256, 256];
+  const { data, geometry, orientation } = mammogramInput(instance, display, frame.rows, frame.columns, [height, width], spec.preprocess.normalise);
+  const preprocess = now() - t;
+
+  t = now();
+  const out = await session.run({ [spec.input.name]: new ort.Tensor('float32', data, [1, 1, height, width]) });
+  const infer = now() - t;
+
+  t = now();
+  const scoreOut = spec.outputs.find((o) => o.kind === 'probabilities' || o.kind === 'logits')!;
+  const raw = Array.from(out[scoreOut.name].data as Float32Array);
+  const scores = scoreOut.kind === 'logits' ? raw.map(sigmoid) : raw;
+  const camOut = spec.outputs.find((o) => o.kind === 'cam');
+  let cam: { height: number; width: number; values: Float32Array } | undefined;
+  let heatmap: Float32Array | undefined;
+  let peak: MammoPeak | undefined;
+  if (camOut) {
+    const tensor = out[camOut.name];
+    const [ch, cw] = tensor.dims.slice(-2);
+    cam = { height: ch, width: cw, values: Float32Array.from(tensor.data as Float32Array).subarray(0, ch * cw) };
+    peak = mammoPeak(cam.values, ch, cw, geometry);
+    if (req.wantHeatmap) heatmap = mammoCamToStored(cam.values, ch, cw, geometry, frame.rows, frame.columns);
+  }
+  const postprocess = now() - t;
+  const h = instance.header;
+  const value: MammogramReply = {
+    kind: 'ok', rows: frame.rows, columns: frame.columns,
+    laterality: orientation.laterality, view: orientation.view,
+    orientation: { transpose: orientation.transpose, flipHorizontal: orientation.flipHorizontal, flipVertical: orientation.flipVertical, source: orientation.source },
+    presentationIntent: (h.string('PresentationIntentType') ?? '').trim().toUpperCase(),
+    imageType: h.strings('ImageType').map((s) => s.trim().toUpperCase()),
+    viewModifiers: h.items('ViewCodeSequence').flatMap((v) => v.items('ViewModifierCodeSequence')).map((m) => `${m.string('CodeValue') ?? ''} ${m.string('CodeMeaning') ?? ''}`.trim()),
+    implantPresent: (h.string('BreastImplantPresent') ?? '').trim().toUpperCase() === 'YES',
+    scores, cam, peak, heatmap, timingsMs: { decode, preprocess, infer, postprocess },
+  };
+  return { value, transfer: heatmap ? [heatmap.buffer as ArrayBuffer] : [] };
+}
+
 parentPort!.on('message', (msg: WorkerRequest) => {
   void (async () => {
     try {
@@ -114,7 +170,8 @@ parentPort!.on('message', (msg: WorkerRequest) => {
         await sessions.get(msg.key)?.release();
         sessions.delete(msg.key);
         reply = { value: null, transfer: [] };
-      } else reply = await radiograph(msg);
+      } else if (msg.type === 'mammogram') reply = await mammogram(msg);
+      else reply = await radiograph(msg);
       parentPort!.postMessage({ id: msg.id, ok: true, value: reply.value } satisfies WorkerReply, reply.transfer);
     } catch (err) {
       const e = err instanceof RadnodeError ? err : null;

@@ -17,5 +17,8 @@ export const NOT_PROCESSED = {
   sliceTooThin: { scheme: '99RADNODE', value: 'RN-NP-THIN', meaning: 'Slices thinner than the detector takes' },
   lateralView: { scheme: '99RADNODE', value: 'RN-NP-LATERAL', meaning: 'Lateral view; the detector reads frontal views only' },
   colourImage: { scheme: '99RADNODE', value: 'RN-NP-COLOUR', meaning: 'Colour image; the detector reads grayscale only' },
+  forProcessing: { scheme: '99RADNODE', value: 'RN-NP-FORPROCESSING', meaning: "'For processing' image; the detector reads images for presentation" },
+  implant: { scheme: '99RADNODE', value: 'RN-NP-IMPLANT', meaning: 'Breast implant in view or displaced; the detector does not read implant views' },
+  qualityControl: { scheme: '99RADNODE', value: 'RN-NP-QC', meaning: 'Calibration, quality-control or phantom image' },
   declined: { scheme: '99RADNODE', value: 'RN-NP-DECLINED', meaning: 'The detector declined the series' },
 } as const satisfies Record<string, Code>;

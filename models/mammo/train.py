@@ -1,0 +1,421 @@
+#!/usr/bin/python3
+"""Train, cross-validate and export the radnode mammography model 'mammo-mias' (issue 6).
+
+    /usr/bin/python3 models/mammo/train.py            # 5-fold CV + final model, ~20 min on 2 cores
+    /usr/bin/python3 models/mammo/train.py --quick    # 1 epoch each: a smoke test of the pipeline
+
+Data: ../shared/data/mg/mini-mias (322 MLO films, 161 women, 512x512, lesion centre/radius in labels.csv).
+Writes next to this script: model.onnx, manifest.json (operating points from the out-of-fold predictions),
+metrics.json, golden.json. CARD.md is written by hand from metrics.json.
+
+Preprocessing contract (identical here and in src/inference/mammogram.ts):
+  display  = clip((x - p_lo) / max(1, p_hi - p_lo), 0, 1), p_lo/p_hi the 0.5/99.5th nearest-rank percentiles of
+             the whole image (src/dicom percentileWindow); MONOCHROME1 inverted by the imaging core
+  orient   = chest wall at column 0: Patient Orientation when the image has it, else the content rule below
+  crop     = bounding box of the largest 4-connected group of 64x64 grid cells whose mean display > 0.12
+             (the breast; drops film labels and padding)
+  content  = inside that box (on the stored image), the side whose outer 10% of columns is brighter is the chest wall
+  resize   = crop stretched to 256x256 (triangle filter, antialiased when shrinking)
+  tensor   = (display - MEAN) / STD, float32 [N,1,256,256]
+Model: a fully convolutional net -> per-cell lesion logits on a 16x16 grid (trained against the lesion circles,
+so the map is a localiser, not only a saliency map); image logit = log-sum-exp pooling of the cells.
+Exported outputs: prob [N,1] = sigmoid(image logit), cam [N,16,16] = sigmoid(cell logits).
+"""
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
+DATA = os.path.abspath(os.path.join(REPO, '..', 'shared', 'data', 'mg', 'mini-mias'))
+SEED = 20261124
+SIZE = 256
+GRID = 64
+TISSUE = 0.12
+CELLS = 16
+LSE_R = 4.0
+MASS = ('CIRC', 'SPIC', 'MISC')
+MAIN = MASS + ('ARCH', 'ASYM')
+
+
+# ---------------------------------------------------------------------------------------------------- preprocess
+def percentile_window(a):
+    s = np.sort(a.ravel())
+    n = s.size
+    lo, hi = float(s[math.floor(0.005 * (n - 1))]), float(s[math.ceil(0.995 * (n - 1))])
+    return np.clip((a - lo) / max(1.0, hi - lo), 0, 1).astype(np.float32)
+
+
+def breast_box(d):
+    """(r0, r1, c0, c1) pixel box of the largest tissue component on a 64x64 grid (same as mammogram.ts)."""
+    R, C = d.shape
+    rb = [math.floor(i * R / GRID) for i in range(GRID + 1)]
+    cb = [math.floor(j * C / GRID) for j in range(GRID + 1)]
+    m = np.zeros((GRID, GRID), bool)
+    for i in range(GRID):
+        for j in range(GRID):
+            blk = d[rb[i]:rb[i + 1], cb[j]:cb[j + 1]]
+            m[i, j] = blk.size > 0 and blk.mean() > TISSUE
+    seen = np.zeros_like(m)
+    best = None
+    for i in range(GRID):
+        for j in range(GRID):
+            if not m[i, j] or seen[i, j]:
+                continue
+            stack, cells = [(i, j)], []
+            seen[i, j] = True
+            while stack:
+                a, b = stack.pop()
+                cells.append((a, b))
+                for da, db in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                    x, y = a + da, b + db
+                    if 0 <= x < GRID and 0 <= y < GRID and m[x, y] and not seen[x, y]:
+                        seen[x, y] = True
+                        stack.append((x, y))
+            if best is None or len(cells) > len(best):
+                best = cells
+    if best is None:
+        return 0, R, 0, C
+    rs = [a for a, _ in best]
+    cs = [b for _, b in best]
+    return rb[min(rs)], rb[max(rs) + 1], cb[min(cs)], cb[max(cs) + 1]
+
+
+def chest_wall_right(d):
+    r0, r1, c0, c1 = breast_box(d)
+    band = max(1, math.floor(0.1 * (c1 - c0)))
+    return float(d[r0:r1, c1 - band:c1].mean()) > float(d[r0:r1, c0:c0 + band].mean())
+
+
+def preprocess(u8):
+    """uint8 image -> (256x256 float display, geometry dict to map input coords back to the stored image)."""
+    d = percentile_window(u8.astype(np.float32))
+    flip = chest_wall_right(d)
+    if flip:
+        d = d[:, ::-1].copy()
+    r0, r1, c0, c1 = breast_box(d)
+    crop = Image.fromarray(d[r0:r1, c0:c1], mode='F').resize((SIZE, SIZE), Image.BILINEAR)
+    g = {'flip': flip, 'W': d.shape[1], 'r0': r0, 'c0': c0, 'sy': (r1 - r0) / SIZE, 'sx': (c1 - c0) / SIZE}
+    return np.asarray(crop, np.float32), g
+
+
+def to_input(g, x, y):
+    xo = g['W'] - x if g['flip'] else x
+    return (xo - g['c0']) / g['sx'], (y - g['r0']) / g['sy']
+
+
+def to_source(g, xi, yi):
+    xo = xi * g['sx'] + g['c0']
+    return (g['W'] - xo if g['flip'] else xo), yi * g['sy'] + g['r0']
+
+
+def load():
+    rows = list(csv.DictReader(open(os.path.join(DATA, 'labels.csv'))))
+    refs = sorted({r['refnum'] for r in rows})
+    by = {ref: [r for r in rows if r['refnum'] == ref] for ref in refs}
+    X, masks, geo, meta = [], [], [], []
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] + 0.5
+    for ref in refs:
+        u8 = np.asarray(Image.open(os.path.join(DATA, ref + '.png')).convert('L'))
+        d, g = preprocess(u8)
+        classes = sorted({r['class'] for r in by[ref]} - {'NORM'})
+        mask = np.zeros((SIZE, SIZE), np.float32)
+        has_coords = True
+        circles = []
+        for r in by[ref]:
+            if r['class'] == 'NORM':
+                continue
+            if not r['x']:
+                has_coords = False
+                continue
+            cx, cy = to_input(g, float(r['x']), float(r['y']))
+            rad = float(r['radius'])
+            circles.append({'class': r['class'], 'x': float(r['x']), 'y': float(r['y']), 'r': rad})
+            # An ellipse in the stretched input (the crop scales x and y differently); minimum 6 input px so a tiny
+            # calcification cluster still marks a cell.
+            rx, ry = max(rad / g['sx'], 6), max(rad / g['sy'], 6)
+            mask[((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1] = 1
+        X.append(d)
+        masks.append(mask)
+        geo.append(g)
+        meta.append({'ref': ref, 'woman': math.ceil(int(ref[3:]) / 2), 'classes': classes, 'coords': has_coords and bool(classes), 'circles': circles,
+                     'tissue': by[ref][0]['tissue']})
+    X = torch.from_numpy(np.stack(X)).unsqueeze(1)
+    M = torch.from_numpy(np.stack(masks)).unsqueeze(1)
+    return X, M, geo, meta
+
+
+# ---------------------------------------------------------------------------------------------------------- model
+def cbr(i, o, stride=1, k=3):
+    return [nn.Conv2d(i, o, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+
+class MammoNet(nn.Module):
+    """1x256x256 -> 16x16 lesion logits. Small on purpose: 2 CPU cores, 322 films."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            *cbr(1, 16, stride=2, k=5), nn.MaxPool2d(2),            # 64
+            *cbr(16, 32), nn.MaxPool2d(2),                           # 32
+            *cbr(32, 48), *cbr(48, 48), nn.MaxPool2d(2),             # 16
+            *cbr(48, 96),
+            nn.Conv2d(96, 96, 3, padding=2, dilation=2, bias=False), nn.BatchNorm2d(96), nn.ReLU(inplace=True),  # 16, wider context per cell
+        )
+        self.drop = nn.Dropout2d(0.2)
+        self.head = nn.Conv2d(96, 1, 1)
+
+    def forward(self, x):
+        cells = self.head(self.drop(self.features(x)))              # [N,1,16,16]
+        flat = cells.flatten(1)
+        # Log-sum-exp pooling: between mean and max, so one hot cell counts but a single noisy cell counts less.
+        image = (torch.logsumexp(LSE_R * flat, dim=1, keepdim=True) - math.log(flat.shape[1])) / LSE_R
+        return image, cells
+
+
+class Exported(nn.Module):
+    def __init__(self, net, mean, std):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        image, cells = self.net(x)
+        return torch.sigmoid(image), torch.sigmoid(cells[:, 0])
+
+
+def augment(x, m, g):
+    b = x.shape[0]
+    r = lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=g)
+    scale, ang = r(0.88, 1.12), r(-10, 10) * math.pi / 180
+    asp = torch.exp(r(-0.12, 0.12))
+    tx, ty = r(-0.06, 0.06), r(-0.06, 0.06)
+    sx, sy = scale * torch.sqrt(asp), scale / torch.sqrt(asp)
+    th = torch.zeros(b, 2, 3)
+    th[:, 0, 0], th[:, 0, 1] = sx * torch.cos(ang), -sy * torch.sin(ang)
+    th[:, 1, 0], th[:, 1, 1] = sx * torch.sin(ang), sy * torch.cos(ang)
+    th[:, 0, 2], th[:, 1, 2] = tx, ty
+    # Vertical flip half the time: CC views (lateral at the top) and MLO (head at the top) both reach the model.
+    vf = torch.rand(b, generator=g) < 0.5
+    th[vf, 1, :] *= -1
+    grid = F.affine_grid(th, x.shape, align_corners=False)
+    x = F.grid_sample(x, grid, padding_mode='zeros', align_corners=False)
+    m = F.grid_sample(m, grid, padding_mode='zeros', align_corners=False)
+    gamma = torch.exp(r(-0.3, 0.3)).view(b, 1, 1, 1)
+    x = x.clamp(min=1e-6) ** gamma
+    x = (x - 0.5) * r(0.85, 1.15).view(b, 1, 1, 1) + 0.5 + r(-0.05, 0.05).view(b, 1, 1, 1)
+    x = x + r(0, 0.02).view(b, 1, 1, 1) * torch.randn(x.shape, generator=g)
+    return x.clamp(0, 1), m
+
+
+def train(X, M, y, coords, idx, epochs, mean, std, seed):
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    net = MammoNet()
+    bs = 16
+    steps = math.ceil(len(idx) / bs)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, epochs * steps), pct_start=0.2)
+    pos_w = torch.tensor(float((y[idx] == 0).sum() / max(1, (y[idx] == 1).sum())))
+    for ep in range(epochs):
+        net.train()
+        perm = idx[torch.randperm(len(idx), generator=g).numpy()]
+        tot = 0.0
+        for i in range(0, len(perm), bs):
+            b = np.sort(perm[i:i + bs])
+            x, m = augment(X[b], M[b], g)
+            img, cells = net((x - mean) / std)
+            yt = torch.from_numpy(y[b]).float().unsqueeze(1)
+            loss = F.binary_cross_entropy_with_logits(img, yt, pos_weight=pos_w)
+            # Cell targets: lesion area per cell (normal films: all zero); lesion films without coordinates only
+            # train the image logit.
+            mt = F.adaptive_avg_pool2d(m, CELLS)
+            mt = (mt > 0.15).float()
+            use = torch.from_numpy(coords[b] | (y[b] == 0)).float().view(-1, 1, 1, 1)
+            cl = F.binary_cross_entropy_with_logits(cells, mt, reduction='none', pos_weight=torch.tensor(8.0))
+            loss = loss + (cl * use).sum() / max(1.0, float(use.sum()) * CELLS * CELLS)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss) * len(b)
+        if ep % 5 == 4 or ep == epochs - 1:
+            print(f'  epoch {ep + 1} loss {tot / len(idx):.4f}', flush=True)
+    return net.eval()
+
+
+def predict(net, X, mean, std):
+    with torch.no_grad():
+        out = [net((X[i:i + 64] - mean) / std) for i in range(0, len(X), 64)]
+    p = torch.sigmoid(torch.cat([o[0] for o in out])).squeeze(1).numpy().astype(np.float64)
+    c = torch.sigmoid(torch.cat([o[1] for o in out]))[:, 0].numpy()
+    return p, c
+
+
+# -------------------------------------------------------------------------------------------------------- metrics
+def auc(y, p):
+    y, p = np.asarray(y), np.asarray(p)
+    pos, neg = p[y == 1], p[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float('nan')
+    gt = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(gt / (len(pos) * len(neg)))
+
+
+def boot(y, p, women, reps=2000):
+    """95% interval resampling women (both films of a woman together)."""
+    rng = np.random.RandomState(SEED)
+    up = np.unique(women)
+    idx_of = {w: np.where(women == w)[0] for w in up}
+    out = []
+    for _ in range(reps):
+        idx = np.concatenate([idx_of[w] for w in rng.choice(up, len(up), replace=True)])
+        a = auc(y[idx], p[idx])
+        if not math.isnan(a):
+            out.append(a)
+    return [round(float(np.percentile(out, 2.5)), 3), round(float(np.percentile(out, 97.5)), 3)]
+
+
+def subset_auc(meta, p, women, pick):
+    sel = np.array([len(m['classes']) == 0 or pick(m) for m in meta])
+    y = np.array([1 if m['classes'] else 0 for m in meta])[sel]
+    return {'auc': round(auc(y, p[sel]), 3), 'ci95': boot(y, p[sel], women[sel]), 'positives': int(y.sum()), 'normals': int((y == 0).sum())}
+
+
+def peak_in_circle(meta, geo, cams, sel):
+    hits, n, detail = 0, 0, []
+    for i in sel:
+        m = meta[i]
+        circ = [c for c in m['circles'] if c['class'] in MASS]
+        if not circ:
+            continue
+        k = int(np.argmax(cams[i]))
+        xi, yi = (k % CELLS + 0.5) * SIZE / CELLS, (k // CELLS + 0.5) * SIZE / CELLS
+        x, y = to_source(geo[i], xi, yi)
+        # One CAM cell is 16 input px (~8-14 px of the 512 film): a peak within the circle or less than half a cell
+        # outside it counts, since the cell centre cannot be nearer than that.
+        half = 0.5 * math.hypot(geo[i]['sx'], geo[i]['sy']) * SIZE / CELLS
+        hit = any(math.hypot(x - c['x'], y - c['y']) <= c['r'] + half for c in circ)
+        strict = any(math.hypot(x - c['x'], y - c['y']) <= c['r'] for c in circ)
+        hits += hit
+        n += 1
+        detail.append({'ref': m['ref'], 'peak': [round(x, 1), round(y, 1)], 'hit': bool(hit), 'strictHit': bool(strict)})
+    strict = sum(d['strictHit'] for d in detail)
+    return {'n': n, 'rate': round(hits / max(1, n), 3), 'strictRate': round(strict / max(1, n), 3), 'items': detail}
+
+
+def export_all(final_net, X, meta, mean, std, ops, quick):
+    exp = Exported(final_net, mean, std).eval()
+    onnx_path = os.path.join(HERE, 'model.onnx')
+    torch.onnx.export(exp, torch.zeros(1, 1, SIZE, SIZE), onnx_path, input_names=['input'], output_names=['prob', 'cam'],
+                      dynamic_axes={'input': {0: 'batch'}, 'prob': {0: 'batch'}, 'cam': {0: 'batch'}}, opset_version=13)
+    sha = hashlib.sha256(open(onnx_path, 'rb').read()).hexdigest()
+    manifest = {
+        'id': 'mammo-mias', 'version': '1.0.0', 'sha256': sha, 'detector': 'mammo', 'file': 'model.onnx',
+        'routing': {'modality': ['MG']},
+        'input': {'name': 'input', 'shape': ['batch', 1, SIZE, SIZE], 'layout': 'NCHW', 'dtype': 'float32'},
+        'preprocess': {'window': {'kind': 'percentile', 'low': 0.5, 'high': 99.5}, 'size': [SIZE, SIZE], 'normalise': {'mean': mean, 'std': std}, 'resize': 'stretch'},
+        'outputs': [{'name': 'prob', 'kind': 'probabilities', 'shape': ['batch', 1]}, {'name': 'cam', 'kind': 'cam', 'shape': ['batch', CELLS, CELLS]}],
+        'labels': [{'index': 0, 'code': {'scheme': '99RADNODE', 'value': 'RN-MG-SUSPICIOUS', 'meaning': 'Suspicious breast lesion'}}],
+        'operatingPoints': ops, 'card': 'CARD.md',
+    }
+    json.dump(manifest, open(os.path.join(HERE, 'manifest.json'), 'w'), indent=2)
+    # Golden: the exported graph on three films, preprocessed here (the TS test re-preprocesses the PNGs).
+    items = []
+    for ref in ('mdb001', 'mdb003', 'mdb028'):
+        i = [m['ref'] for m in meta].index(ref)
+        with torch.no_grad():
+            p, c = exp((X[i:i + 1] - mean) / std)
+        items.append({'file': f'mg/mini-mias/{ref}.png', 'classes': meta[i]['classes'], 'tensorSum': float(((X[i] - mean) / std).sum()),
+                      'prob': float(p[0, 0]), 'camArgmax': int(c[0].argmax()), 'camSum': float(c[0].sum())})
+    json.dump({'model': {'id': 'mammo-mias', 'version': '1.0.0', 'sha256': sha}, 'items': items}, open(os.path.join(HERE, 'golden.json'), 'w'), indent=1)
+    return sha
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--epochs', type=int, default=40)
+    ap.add_argument('--quick', action='store_true')
+    ap.add_argument('--threads', type=int, default=2)
+    args = ap.parse_args()
+    epochs = 1 if args.quick else args.epochs
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    X, M, geo, meta = load()
+    print(f'loaded {len(meta)} films in {time.time() - t0:.0f}s', flush=True)
+    y = np.array([1 if m['classes'] else 0 for m in meta])
+    coords = np.array([m['coords'] for m in meta])
+    women = np.array([m['woman'] for m in meta])
+    mean, std = round(float(X.mean()), 3), round(float(X.std()), 3)
+
+    # Final model on every film.
+    t1 = time.time()
+    net = train(X, M, y, coords, np.arange(len(meta)), epochs, mean, std, SEED + 99)
+    final_s = time.time() - t1
+    final_net = net
+    torch.save(net.state_dict(), '/tmp/mammo/final.pt')
+    export_all(final_net, X, meta, mean, std, {'positive': {'threshold': 0.5}}, quick=args.quick)
+    # 5 folds of women, stratified by whether the woman has any lesion.
+    rng = np.random.RandomState(SEED)
+    wpos = sorted({w for w, yy in zip(women, y) if yy})
+    wneg = sorted(set(women) - set(wpos))
+    rng.shuffle(wpos)
+    rng.shuffle(wneg)
+    fold_of = {w: k % 5 for k, w in enumerate(wpos)}
+    fold_of.update({w: k % 5 for k, w in enumerate(wneg)})
+    fold = np.array([fold_of[w] for w in women])
+    oof_p = np.zeros(len(meta))
+    oof_c = np.zeros((len(meta), CELLS, CELLS), np.float32)
+    for k in range(5):
+        tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
+        t1 = time.time()
+        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k)
+        p, c = predict(net, X[te], mean, std)
+        oof_p[te], oof_c[te] = p, c
+        print(f'fold {k}: auc {auc(y[te], p):.3f} ({time.time() - t1:.0f}s)', flush=True)
+
+    np.savez('/tmp/mammo/oof.npz', p=oof_p, c=oof_c, fold=fold)
+    res = {
+        'allAbnormal': subset_auc(meta, oof_p, women, lambda m: True),
+        'massDistortionAsymmetry': subset_auc(meta, oof_p, women, lambda m: any(c in MAIN for c in m['classes'])),
+        'calcification': subset_auc(meta, oof_p, women, lambda m: m['classes'] == ['CALC']),
+        'byClass': {c: subset_auc(meta, oof_p, women, lambda m, c=c: c in m['classes']) for c in ('CALC', 'CIRC', 'SPIC', 'MISC', 'ARCH', 'ASYM')},
+        'byTissue': {t: subset_auc([m for m in meta if m['tissue'] == t], oof_p[[m['tissue'] == t for m in meta]], women[[m['tissue'] == t for m in meta]], lambda m: True) for t in 'FGD'},
+    }
+    loc = peak_in_circle(meta, geo, oof_c, range(len(meta)))
+    # Operating points on the out-of-fold scores for the main target (masses, distortions, asymmetries vs normal).
+    sel = np.array([not m['classes'] or any(c in MAIN for c in m['classes']) for m in meta])
+    ys, ps = y[sel], oof_p[sel]
+    pos_sorted = np.sort(ps[ys == 1])
+    t_pos = float(pos_sorted[int(math.floor(0.2 * len(pos_sorted)))])       # ~80% sensitivity
+    neg_sorted = np.sort(ps[ys == 0])
+    t_urg = float(neg_sorted[int(math.ceil(0.95 * len(neg_sorted))) - 1])    # ~95% specificity
+    t_urg = max(t_urg, t_pos + 1e-4)
+
+    def ss(t):
+        return {'threshold': round(t, 4), 'sensitivity': round(float((ps[ys == 1] >= t).mean()), 3), 'specificity': round(float((ps[ys == 0] < t).mean()), 3)}
+
+    ops = {'positive': ss(t_pos), 'urgent': ss(t_urg)}
+    print(json.dumps({k: v for k, v in res.items() if k != 'byTissue'}), json.dumps(ops), 'loc', loc['rate'], loc['strictRate'], flush=True)
+
+    sha = export_all(final_net, X, meta, mean, std, ops, quick=args.quick)
+    n_params = sum(p.numel() for p in final_net.parameters())
+    metrics = {'epochs': epochs, 'params': n_params, 'onnxBytes': os.path.getsize(os.path.join(HERE, 'model.onnx')), 'normalise': {'mean': mean, 'std': std},
+               'trainSecondsTotal': round(time.time() - t0), 'finalModelSeconds': round(final_s), 'cv': res, 'operatingPoints': ops,
+               'massPeakInCircle': loc, 'folds': [int((fold == k).sum()) for k in range(5)],
+               'oof': [{'ref': m['ref'], 'p': round(float(pp), 4)} for m, pp in zip(meta, oof_p)]}
+    json.dump(metrics, open(os.path.join(HERE, 'metrics.json'), 'w'), indent=1)
+    print('done', round(time.time() - t0), 's', flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,162 @@
+/**
+ * The mammography detector (issue 6): MG images for presentation (and breast tomosynthesis synthetic 2D views) →
+ * per-image suspicion and lesion map, per-breast scores fusing the views, an exam score and priority from the
+ * manifest's operating points, and a finding (ellipse) on each image whose map peaks above the operating point.
+ * Any model whose manifest names detector 'mammo' runs here.
+ *
+ * View fusion (documented in models/mammo/CARD.md): a breast's score is the maximum of its views' probabilities;
+ * when two or more views of the breast are each at or above the positive operating point, the views agree and the
+ * score is their noisy-OR, 1 − Π(1 − p), which is above either view. Agreement of independent projections is the
+ * reason a reader trusts a finding seen on both CC and MLO; a finding on one view only keeps its own probability
+ * (neither amplified nor diluted, since a lesion may hide in the other projection). The exam score is the maximum
+ * over breasts.
+ */
+import { createHash } from 'node:crypto';
+import type { LoadedModel } from '../../inference/registry.ts';
+import type { InferenceRuntime } from '../../inference/runtime.ts';
+import type { MammogramReply, StageTimings } from '../../inference/protocol.ts';
+import type { Code, DetectorResult, Finding, Heatmap, SkippedSeries } from '../../results/findings.ts';
+import { NOT_PROCESSED } from '../../workflow/reasons.ts';
+import { priorityOf } from '../cxr/index.ts';
+import type { Detector, SelectResult, SeriesInfo } from '../detector.ts';
+
+export const MAMMO_DETECTOR = 'mammo';
+
+/** SOP Classes (PS3.4 B.5): Digital Mammography X-Ray for Presentation, Breast Tomosynthesis (synthetic 2D lives in MG or BTO). */
+const MG_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.2';
+const MG_PROCESSING = '1.2.840.10008.5.1.4.1.1.1.2.1';
+const BTO_PRESENTATION = '1.2.840.10008.5.1.4.1.1.13.1.3';
+const BTO_PROCESSING = '1.2.840.10008.5.1.4.1.1.13.1.5';
+/** Secondary captures and legacy films arrive under other classes; routing already said MG, so they are read too. */
+const PROCESSING_CLASSES = [MG_PROCESSING, BTO_PROCESSING, '1.2.840.10008.5.1.4.1.1.1.1.1'];
+
+/** SNOMED CT, DICOM CID 6023 (Side from BI-RADS). */
+export const BREAST_SITE = {
+  L: { scheme: 'SCT', value: '80248007', meaning: 'Left breast' },
+  R: { scheme: 'SCT', value: '73056007', meaning: 'Right breast' },
+} as const satisfies Record<string, Code>;
+
+const BREAST_SCORE: Code = { scheme: '99RADNODE', value: 'RN-MG-BREAST', meaning: 'Breast suspicion score (views fused)' };
+
+const QC_WORDS = /\b(QC|CALIBRATION|CALIB|PHANTOM|FLAT ?FIELD|FLATFIELD|TEST ?PATTERN|CONSTANCY)\b/i;
+const IMPLANT_WORDS = /\b(IMPLANT|ID|IMPLANT DISPLACED)\b/i;
+
+export function selectMammogram(s: SeriesInfo): SelectResult {
+  const modality = (s.modality ?? '').toUpperCase();
+  if (modality !== 'MG') return { accepted: false, reason: NOT_PROCESSED.declined, detail: `modality ${s.modality ?? '(none)'}: the mammography detector reads MG only` };
+  if (s.sopClassUID && PROCESSING_CLASSES.includes(s.sopClassUID))
+    return { accepted: false, reason: NOT_PROCESSED.forProcessing, detail: `SOP Class ${s.sopClassUID} is "for processing"` };
+  const words = [s.seriesDescription ?? '', ...(s.imageType ?? [])].join(' ');
+  if (QC_WORDS.test(words)) return { accepted: false, reason: NOT_PROCESSED.qualityControl, detail: `"${words.trim()}"` };
+  if (IMPLANT_WORDS.test(s.seriesDescription ?? '')) return { accepted: false, reason: NOT_PROCESSED.implant, detail: `Series Description "${s.seriesDescription}"` };
+  return { accepted: true };
+}
+
+type OkReply = Extract<MammogramReply, { kind: 'ok' }>;
+
+/** Per-image refusals the series attributes cannot show: the intent, view modifiers and implant flag live per image. */
+export function refuseImage(r: OkReply): { reason: Code; detail: string } | undefined {
+  if (r.presentationIntent === 'FOR PROCESSING') return { reason: NOT_PROCESSED.forProcessing, detail: 'Presentation Intent Type FOR PROCESSING' };
+  const implant = r.viewModifiers.find((m) => /implant/i.test(m));
+  if (implant) return { reason: NOT_PROCESSED.implant, detail: `View Modifier ${implant}` };
+  if (r.implantPresent) return { reason: NOT_PROCESSED.implant, detail: 'Breast Implant Present YES' };
+  const qc = r.imageType.find((t) => QC_WORDS.test(t));
+  if (qc) return { reason: NOT_PROCESSED.qualityControl, detail: `Image Type ${r.imageType.join('\\')}` };
+  return undefined;
+}
+
+/** The fusion rule above, on one breast's view probabilities. */
+export function fuseViews(probs: number[], positive: number): number {
+  if (!probs.length) return 0;
+  const agreeing = probs.filter((p) => p >= positive);
+  if (agreeing.length >= 2) return 1 - agreeing.reduce((acc, p) => acc * (1 - p), 1);
+  return Math.max(...probs);
+}
+
+function trackingUid(parts: string[]): string {
+  const h = createHash('sha256').update(parts.join('\u0000')).digest().subarray(0, 16);
+  return `2.25.${BigInt('0x' + h.toString('hex')).toString(10)}`;
+}
+
+const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
+
+export function createMammoDetector(model: LoadedModel, runtime: InferenceRuntime, id: string): Detector {
+  const { manifest } = model;
+  const identity = { id, version: manifest.version, modelSha256: model.sha256 };
+  const label = manifest.labels[0];
+  return {
+    manifest: { ...identity, routing: manifest.routing },
+    select: selectMammogram,
+    async run(input, ctx): Promise<DetectorResult> {
+      const findings: Finding[] = [];
+      const heatmaps: Heatmap[] = [];
+      const skipped: SkippedSeries[] = [];
+      const timings: StageTimings = { decode: 0, preprocess: 0, infer: 0, postprocess: 0 };
+      const byBreast = new Map<string, number[]>();
+      let read = 0;
+      const threshold = manifest.operatingPoints.positive.threshold;
+      for (const series of input.series) {
+        for (const inst of series.instances) {
+          if (ctx.signal?.aborted) throw ctx.signal.reason;
+          const reply = await runtime.mammogram({ key: manifest.id, path: inst.path, spec: manifest, wantHeatmap: true });
+          timings.decode += reply.timingsMs.decode;
+          if (reply.kind === 'refused') {
+            skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, reason: NOT_PROCESSED.colourImage, detail: `${inst.sopInstanceUID}: ${reply.detail}` });
+            continue;
+          }
+          const refusal = refuseImage(reply);
+          if (refusal) {
+            skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, reason: refusal.reason, detail: `${inst.sopInstanceUID}: ${refusal.detail}` });
+            continue;
+          }
+          read++;
+          timings.preprocess += reply.timingsMs.preprocess;
+          timings.infer += reply.timingsMs.infer;
+          timings.postprocess += reply.timingsMs.postprocess;
+          if (reply.heatmap) heatmaps.push({ sopInstanceUID: inst.sopInstanceUID, width: reply.columns, height: reply.rows, values: reply.heatmap });
+          const p = reply.scores[label?.index ?? 0];
+          if (p === undefined || !Number.isFinite(p)) continue;
+          // Images without a known side still count for the exam, under their own key.
+          const side = reply.laterality === 'L' || reply.laterality === 'R' ? reply.laterality : `U:${inst.sopInstanceUID}`;
+          byBreast.set(side, [...(byBreast.get(side) ?? []), p]);
+          if (p < threshold || !reply.peak || !label) continue;
+          const site = reply.laterality === 'L' || reply.laterality === 'R' ? BREAST_SITE[reply.laterality] : undefined;
+          findings.push({
+            trackingUid: trackingUid([input.studyInstanceUID, inst.sopInstanceUID, model.sha256, 'lesion']),
+            trackingId: `${id}-lesion-${findings.length + 1}`,
+            concept: label.code,
+            probability: r4(p),
+            ...(site ? { site } : {}),
+            place: { sopInstanceUID: inst.sopInstanceUID, shape: 'ellipse', points: reply.peak.ellipse },
+          });
+        }
+      }
+      let studyScore = 0;
+      for (const [side, probs] of byBreast) {
+        const score = fuseViews(probs, threshold);
+        studyScore = Math.max(studyScore, score);
+        if (side !== 'L' && side !== 'R') continue;
+        // The breast score as a placeless finding: the SR lists it with its site among the qualitative evaluations.
+        findings.push({
+          trackingUid: trackingUid([input.studyInstanceUID, side, model.sha256, 'breast']),
+          trackingId: `${id}-breast-${side}`,
+          concept: BREAST_SCORE,
+          probability: r4(score),
+          site: BREAST_SITE[side],
+        });
+      }
+      ctx.log.debug('mammo run', { images: read, breasts: byBreast.size, skipped: skipped.length, timingsMs: timings });
+      return {
+        detector: identity,
+        studyInstanceUID: input.studyInstanceUID,
+        sourceSeries: input.series.map((s) => s.info.seriesInstanceUID),
+        studyScore: read ? r4(studyScore) : 0,
+        priority: read ? priorityOf(studyScore, manifest.operatingPoints) : 'unprocessed',
+        findings,
+        heatmaps,
+        skipped,
+        timingsMs: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+      };
+    },
+  };
+}
