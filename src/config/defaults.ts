@@ -59,7 +59,7 @@ export const DEFAULT_CONFIG: RadnodeConfig = {
     port: 11112,
     aeTitle: 'RADNODE',
     knownCallers: [],
-    destination: { aeTitle: '', host: '', port: 104, storageCommitment: false },
+    destination: { aeTitle: '', host: '', port: 104 },
     timeoutMs: 30_000,
   },
   // The built-in OHIF listens on its own port (DESIGN §6), on the host name the worklist page was loaded from.

@@ -281,6 +281,22 @@ describe('validation names the key and the bad value', () => {
   });
 });
 
+describe('dimse section', () => {
+  it('accepts known callers with per-caller settings and a destination', () => {
+    const cfg = loadConfig({ env: {}, overrides: { dimse: { enabled: true, knownCallers: [{ aeTitle: 'PACS1', host: '10.0.0.5', quietSeconds: 5, detectors: ['cxr'] }, { aeTitle: 'CT01' }], destination: { aeTitle: 'PACS1', host: '10.0.0.5', port: 11112 } }, delivery: { mode: 'dimse' } } });
+    expect(cfg.dimse.knownCallers).toEqual([{ aeTitle: 'PACS1', host: '10.0.0.5', quietSeconds: 5, detectors: ['cxr'] }, { aeTitle: 'CT01' }]);
+    expect(cfg.delivery.mode).toBe('dimse');
+    expect(loadConfig({ env: { RADNODE_DIMSE_KNOWN_CALLERS: '[{"aeTitle":"MOD1"}]', RADNODE_DIMSE_PORT: '4242' } }).dimse).toMatchObject({ knownCallers: [{ aeTitle: 'MOD1' }], port: 4242 });
+  });
+  it('refuses unknown caller keys, over-long AE titles and mode dimse without a destination', () => {
+    expectRefused(withOverrides({ dimse: { knownCallers: [{ aeTitle: 'PACS1', quiet: 5 }] } }), 'dimse.knownCallers[0].quiet', '5');
+    expectRefused(withOverrides({ dimse: { aeTitle: 'A_VERY_LONG_AE_TITLE_X' } }), 'dimse.aeTitle', 'A_VERY_LONG_AE_TITLE_X');
+    expectRefused(withOverrides({ dimse: { destination: { aeTitle: 'P', host: '' } } }), 'dimse.destination.host', '""');
+    expectRefused(withOverrides({ delivery: { mode: 'dimse' } }), 'delivery.mode', 'dimse');
+    expectRefused(withOverrides({ dimse: { destination: { aeTitle: 'P', host: 'h', storageCommitment: true } } }), 'dimse.destination.storageCommitment', 'true');
+  });
+});
+
 describe('docs/configuration.md', () => {
   const doc = readFileSync(join(REPO, 'docs/configuration.md'), 'utf8');
   it('documents every key of the defaults and the environment variable that overrides it', () => {

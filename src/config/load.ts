@@ -240,7 +240,7 @@ function validateDimse(m: Obj): RadnodeConfig['dimse'] {
     port: num(m, 'port', 'dimse', 0, 65535),
     aeTitle: aeTitle('dimse.aeTitle', m.aeTitle),
     knownCallers,
-    destination: { aeTitle: destAe, host: destHost, port: num(d, 'port', 'dimse.destination', 1, 65535), storageCommitment: bool(d, 'storageCommitment', 'dimse.destination') },
+    destination: { aeTitle: destAe, host: destHost, port: num(d, 'port', 'dimse.destination', 1, 65535) },
     timeoutMs: num(m, 'timeoutMs', 'dimse', 100, 600_000),
   };
 }

@@ -38,11 +38,8 @@ export type DimseConfig = {
   /** radnode's own AE title (called AE for the SCP, calling AE as SCU, C-MOVE destination). */
   aeTitle: string;
   knownCallers: DimseCaller[];
-  /** delivery.mode 'dimse' and poll.source 'dimse' use this peer; aeTitle '' means none. */
-  destination: DimsePeer & {
-    /** Ask for storage commitment (N-ACTION) before falling back to an IMAGE-level C-FIND to confirm. */
-    storageCommitment: boolean;
-  };
+  /** delivery.mode 'dimse' sends to this peer (C-STORE, confirmed by an IMAGE-level C-FIND); aeTitle '' means none. */
+  destination: DimsePeer;
   /** Connect/association/PDU timeout for SCU and SCP. */
   timeoutMs: number;
 };
