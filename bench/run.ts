@@ -8,11 +8,12 @@ import { benchCxr } from './cxr.ts';
 import { benchDecode } from './decode.ts';
 import { benchDimse } from './dimse.ts';
 import { benchIngest } from './ingest.ts';
+import { benchMammo } from './mammo.ts';
 import { benchViewer } from './viewer.ts';
 import { benchWorklist } from './worklist.ts';
 import { printRows, type BenchRow } from './row.ts';
 
-const groups: Record<string, () => Promise<BenchRow[]>> = { ingest: () => benchIngest(), decode: () => benchDecode(), cxr: () => benchCxr(), worklist: () => benchWorklist(), viewer: () => benchViewer(), dimse: () => benchDimse() };
+const groups: Record<string, () => Promise<BenchRow[]>> = { ingest: () => benchIngest(), decode: () => benchDecode(), cxr: () => benchCxr(), mammo: () => benchMammo(), worklist: () => benchWorklist(), viewer: () => benchViewer(), dimse: () => benchDimse() };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in groups));
 if (unknown.length) {
