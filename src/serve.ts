@@ -16,6 +16,7 @@ import { pollSources } from './ingest/poll-runner.ts';
 import type { PollSink, PollSource } from './ingest/poll/sink.ts';
 import { schedulePoller } from './ingest/poll/schedule.ts';
 import { CallerPolicy } from './ingest/dimse/callers.ts';
+import { pollDimse } from './ingest/poll/dimse.ts';
 import { startScp, type RunningScp } from './ingest/dimse/scp.ts';
 import { createLogger, type Logger } from './log.ts';
 import { writeResultObjects } from './results/write.ts';
@@ -159,7 +160,14 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   engine.start();
 
   const pollers: { stop(): void }[] = [];
-  if (config.poll.enabled && config.pacs) {
+  if (config.poll.enabled && config.poll.source === 'dimse') {
+    // A PACS without DICOMweb: C-FIND the window, C-MOVE what is missing to our own SCP (src/ingest/poll/dimse.ts).
+    const modalities = config.poll.onlyRoutedModalities ? [...new Set(config.routing.rules.flatMap((r) => r.match.modality ?? []))] : undefined;
+    const sink = pollSink(config, store, engine, log);
+    const fn = () => pollDimse(config.dimse.destination, config.dimse, sink, { lookbackDays: config.poll.lookbackDays, modalities: modalities?.length ? modalities : undefined, log: log.child({ stage: 'poll' }) });
+    pollers.push(schedulePoller(config.poll.schedule, fn, log));
+    void fn().catch((err) => log.warn('initial poll failed', { err: asRadnodeError(err) }));
+  } else if (config.poll.enabled && config.pacs && config.poll.source !== 'dimse') {
     const modalities = config.poll.onlyRoutedModalities ? [...new Set(config.routing.rules.flatMap((r) => r.match.modality ?? []))] : undefined;
     const sink = pollSink(config, store, engine, log);
     const fn = pollSources(config.poll.source, config.pacs, sink, { lookbackDays: config.poll.lookbackDays, modalities: modalities?.length ? modalities : undefined, log: log.child({ stage: 'poll' }) });

@@ -333,8 +333,10 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   const pl = section(raw, 'poll');
   onlyKnown(pl, 'poll', defaultKeys('poll'));
   const pollEnabled = bool(pl, 'enabled', 'poll');
-  const pollSource = oneOf(pl, 'source', 'poll', ['qido', 'orthanc-changes'] as const);
-  if (pollEnabled && !pacs) throw invalid('poll.enabled', true, 'polling needs a pacs section (pacs.url)');
+  const pollSource = oneOf(pl, 'source', 'poll', ['qido', 'orthanc-changes', 'dimse'] as const);
+  if (pollEnabled && pollSource === 'dimse' && (!dimse.enabled || !dimse.destination.aeTitle))
+    throw invalid('poll.source', pollSource, 'dimse polling needs dimse.enabled and dimse.destination (the PACS C-MOVEs to radnode\'s own SCP)');
+  if (pollEnabled && pollSource !== 'dimse' && !pacs) throw invalid('poll.enabled', true, 'polling needs a pacs section (pacs.url)');
   if (pollEnabled && pollSource === 'orthanc-changes' && pacs?.kind !== 'orthanc') throw invalid('poll.source', pollSource, 'orthanc-changes needs pacs.kind orthanc');
   const schedule = str(pl, 'schedule', 'poll', { nonEmpty: true })!;
   const fields = schedule.trim().split(/\s+/).length;

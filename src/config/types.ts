@@ -115,8 +115,11 @@ export type RadnodeConfig = {
     enabled: boolean;
     /** node-cron expression (seconds field allowed). */
     schedule: string;
-    /** qido: QIDO-RS new studies since the checkpoint; orthanc-changes: Orthanc's /changes feed. */
-    source: 'qido' | 'orthanc-changes';
+    /**
+     * qido: QIDO-RS new studies since the checkpoint; orthanc-changes: Orthanc's /changes feed; dimse: C-FIND and
+     * C-MOVE at dimse.destination (a PACS without DICOMweb).
+     */
+    source: 'qido' | 'orthanc-changes' | 'dimse';
     /** The reconciliation window (DESIGN §3): studies whose Study Date is within this many days are compared. */
     lookbackDays: number;
     /** Only series whose modality is routed are pulled. */

@@ -4,7 +4,7 @@ import { pollOrthancChanges, pollQido, type PollSink } from './poll/index.ts';
 
 /** One scheduled poll run for the configured source. */
 export function pollSources(
-  source: RadnodeConfig['poll']['source'],
+  source: Exclude<RadnodeConfig['poll']['source'], 'dimse'>,
   pacs: PacsConfig,
   sink: PollSink,
   opts: { lookbackDays: number; modalities?: string[]; log: Logger },

@@ -154,6 +154,38 @@ describe('DIMSE gateway with Orthanc as the PACS', () => {
   }, 120_000);
 });
 
+describe('DIMSE poller', () => {
+  it('finds a study at a PACS without DICOMweb by C-FIND and retrieves it by C-MOVE to its own SCP', async () => {
+    const [oDicom, rnDimse] = [await freePort(), await freePort()];
+    const orthanc = await startOrthanc({ dicom: { aeTitle: 'ORTHANC', port: oDicom, modalities: { radnode: ['RADNODE', '127.0.0.1', rnDimse] } } });
+    const studyUID = newUid();
+    const tmp = mkdtempSync(join(tmpdir(), 'rn-dimse-poll-'));
+    const today = new Date().toISOString().slice(0, 10).replace(/-/g, '');
+    for (const [i, f] of ['cxr/dicom/rsna/0004cfab-14fd-4e49-80ba-63a80b6bddd6.dcm', 'cxr/dicom/rsna/00322d4d-1c29-4943-afc9-b6754be640eb.dcm'].entries())
+      await orthanc.upload((await makeInstance(sharedFile(f), tmp, { studyUID, patientId: 'RN-DIMSE-2', studyDate: today, instanceNumber: i + 1 })).path);
+    const rn = await startRadnode({
+      workflow: { quietSeconds: 3600 },
+      routing: { rules: [{ detector: 'test-echo', match: { modality: ['CR', 'DX'] } }] },
+      detectors: { modules: [TEST_DETECTOR_MODULE] },
+      delivery: { mode: 'shadow' },
+      poll: { enabled: true, source: 'dimse', schedule: '*/2 * * * * *' },
+      dimse: { enabled: true, port: rnDimse, aeTitle: 'RADNODE', knownCallers: [{ aeTitle: 'ORTHANC', host: '127.0.0.1' }], destination: { aeTitle: 'ORTHANC', host: '127.0.0.1', port: oDicom } },
+    });
+    try {
+      await waitFor('study pulled', async () => {
+        const st = await rn.api<{ studies: { study: string; series: { instances: number }[] }[] }>('/api/studies');
+        return st.studies.find((x) => x.study === studyUID)?.series.reduce((n, x) => n + x.instances, 0) === 2;
+      }, 30_000, 250);
+      const stored = listFiles(join(rn.dir, 'data', 'instances')).filter((p) => p.includes(studyUID));
+      expect(stored).toHaveLength(2);
+      for (const p of stored) expect(dump(p, '0002,0016')).toBe('ORTHANC');
+    } finally {
+      await rn.stop();
+      await orthanc.stop();
+    }
+  }, 90_000);
+});
+
 describe('DIMSE gateway under kill -9', () => {
   it('a kill -9 of radnode during a C-STORE burst loses no acknowledged instance', async () => {
     const port = await freePort();
