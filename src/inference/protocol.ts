@@ -1,6 +1,6 @@
 import type { ModelManifest } from './manifest.ts';
 import type { HotRegion } from './image.ts';
-import type { MammoPeak } from './mammogram.ts';
+import type { MammoContent, MammoPeak } from './mammogram.ts';
 
 /** The messages between the main thread (runtime.ts) and the inference worker (worker.ts). */
 
@@ -55,6 +55,8 @@ export type MammogramReply =
       imageType: string[];
       viewModifiers: string[];
       implantPresent: boolean;
+      /** Content checks (mammogram.ts): a synthetic, mostly flat image is not read as a breast. */
+      content: MammoContent;
       scores: number[];
       /** Cell map over the model input (0..1) and its peak on the stored image. */
       cam?: { height: number; width: number; values: Float32Array };

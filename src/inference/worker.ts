@@ -124,7 +124,7 @@ async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply
   else if (w.kind === 'percentile') window = exactPercentileWindow(physicalValues(frame, modalityLut(instance, 0)), w.low / 100, w.high / 100);
   const display = toDisplay(instance, frame, window ? { window } : {});
   const [height, width] = spec.preprocess.size ?? [256, 256];
-  const { data, geometry, orientation } = mammogramInput(instance, display, frame.rows, frame.columns, [height, width], spec.preprocess.normalise);
+  const { data, geometry, orientation, content } = mammogramInput(instance, display, frame.rows, frame.columns, [height, width], spec.preprocess.normalise);
   const preprocess = now() - t;
 
   t = now();
@@ -156,6 +156,7 @@ async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply
     imageType: h.strings('ImageType').map((s) => s.trim().toUpperCase()),
     viewModifiers: h.items('ViewCodeSequence').flatMap((v) => v.items('ViewModifierCodeSequence')).map((m) => `${m.string('CodeValue') ?? ''} ${m.string('CodeMeaning') ?? ''}`.trim()),
     implantPresent: (h.string('BreastImplantPresent') ?? '').trim().toUpperCase() === 'YES',
+    content,
     scores, cam, peak, heatmap, timingsMs: { decode, preprocess, infer, postprocess },
   };
   return { value, transfer: heatmap ? [heatmap.buffer as ArrayBuffer] : [] };

@@ -38,6 +38,9 @@ export const BREAST_SITE = {
 
 const BREAST_SCORE: Code = { scheme: '99RADNODE', value: 'RN-MG-BREAST', meaning: 'Breast suspicion score (views fused)' };
 
+/** Above this flat fraction an image is taken for a synthetic/calibration image (measured values: mammogram.ts). */
+export const MAX_FLAT_FRACTION = 0.6;
+
 const QC_WORDS = /\b(QC|CALIBRATION|CALIB|PHANTOM|FLAT ?FIELD|FLATFIELD|TEST ?PATTERN|CONSTANCY)\b/i;
 const IMPLANT_WORDS = /\b(IMPLANT|ID|IMPLANT DISPLACED)\b/i;
 
@@ -60,6 +63,9 @@ export function refuseImage(r: OkReply): { reason: Code; detail: string } | unde
   const implant = r.viewModifiers.find((m) => /implant/i.test(m));
   if (implant) return { reason: NOT_PROCESSED.implant, detail: `View Modifier ${implant}` };
   if (r.implantPresent) return { reason: NOT_PROCESSED.implant, detail: 'Breast Implant Present YES' };
+  // A calibration or test pattern sent as MG carries no QC word: its flat synthetic content gives it away.
+  if (r.content.flatFraction > MAX_FLAT_FRACTION)
+    return { reason: NOT_PROCESSED.qualityControl, detail: `${Math.round(r.content.flatFraction * 100)}% of neighbouring pixels identical: a synthetic or calibration image, not a mammogram` };
   const qc = r.imageType.find((t) => QC_WORDS.test(t));
   if (qc) return { reason: NOT_PROCESSED.qualityControl, detail: `Image Type ${r.imageType.join('\\')}` };
   return undefined;
