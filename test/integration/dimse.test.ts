@@ -154,6 +154,40 @@ describe('DIMSE gateway with Orthanc as the PACS', () => {
   }, 120_000);
 });
 
+describe('DIMSE per-caller settings', () => {
+  it('a caller\'s quiet period completes its study and its detector list limits planning', async () => {
+    const port = await freePort();
+    const rn = await startRadnode({
+      workflow: { quietSeconds: 3600, tickMs: 200 },
+      routing: { rules: [{ detector: 'test-echo', match: { modality: ['CR', 'DX'] } }] },
+      detectors: { modules: [TEST_DETECTOR_MODULE] },
+      delivery: { mode: 'shadow' },
+      dimse: { enabled: true, port, aeTitle: 'RADNODE', knownCallers: [{ aeTitle: 'NODET', quietSeconds: 1, detectors: [] }, { aeTitle: 'ALLDET', quietSeconds: 1 }] },
+    });
+    try {
+      const tmp = mkdtempSync(join(tmpdir(), 'rn-dimse-caller-'));
+      const studies: Record<string, string> = {};
+      for (const caller of ['NODET', 'ALLDET']) {
+        studies[caller] = newUid();
+        const inst = await makeInstance(sharedFile('cxr/dicom/rsna/0004cfab-14fd-4e49-80ba-63a80b6bddd6.dcm'), tmp, { studyUID: studies[caller]!, patientId: `RN-${caller}` });
+        const r = run('storescu', ['-xy', '-aet', caller, '-aec', 'RADNODE', '127.0.0.1', String(port), inst.path]);
+        expect(r.status, r.stderr).toBe(0);
+      }
+      type S = { studies: { study: string; state: string; jobs: unknown[] }[] };
+      const done = await waitFor('both studies planned', async () => {
+        const st = (await rn.api<S>('/api/studies')).studies;
+        const a = st.find((x) => x.study === studies.NODET);
+        const b = st.find((x) => x.study === studies.ALLDET);
+        return a?.state !== 'receiving' && b && b.jobs.length > 0 ? { a: a!, b } : null;
+      }, 30_000, 200);
+      expect(done.a.jobs).toHaveLength(0);
+      expect(done.b.jobs).toHaveLength(1);
+    } finally {
+      await rn.stop();
+    }
+  }, 60_000);
+});
+
 describe('DIMSE poller', () => {
   it('finds a study at a PACS without DICOMweb by C-FIND and retrieves it by C-MOVE to its own SCP', async () => {
     const [oDicom, rnDimse] = [await freePort(), await freePort()];
