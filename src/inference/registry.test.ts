@@ -175,7 +175,7 @@ torch.onnx.export(Head(m), torch.zeros(1, 1, 224, 224), ${JSON.stringify(path)},
         expect(f.probability).toBeGreaterThanOrEqual(0.5);
       }
       // A second model kind the node does not have is refused by name, not loaded and ignored.
-      expect(builtinDetectors([{ ...b.models[0], manifest: { ...b.models[0].manifest, detector: 'mammo' } }], b.runtime).problems[0].detail).toMatch(/manifest key detector: no detector "mammo"/);
+      expect(builtinDetectors([{ ...b.models[0], manifest: { ...b.models[0].manifest, detector: 'ultrasound' } }], b.runtime).problems[0].detail).toMatch(/manifest key detector: no detector "ultrasound"/);
     } finally {
       await b.runtime.terminate();
     }
