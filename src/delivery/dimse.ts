@@ -130,12 +130,17 @@ export async function storeObjects(link: DimseLink, objects: { sopInstanceUID: s
     });
 }
 
-export type DimseDeliverResult = { sent: string[]; alreadyPresent: string[] };
+export type DimseDeliverResult = { sent: string[]; alreadyPresent: string[]; commitment: 'confirmed' | 'not-offered' | 'not-requested' };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Exactly-once delivery by DIMSE, the same contract as deliverObjects (DICOMweb): find, send the missing, confirm. */
-export async function deliverObjectsDimse(link: DimseLink, objects: ResultObject[], opts: { confirmTimeoutMs: number; log: Logger; onSent?: () => void }): Promise<DimseDeliverResult> {
-  const result: DimseDeliverResult = { sent: [], alreadyPresent: [] };
+export async function deliverObjectsDimse(
+  link: DimseLink,
+  objects: ResultObject[],
+  /** commitment: ask for storage commitment (only when radnode's SCP runs to receive the PACS's report). */
+  opts: { confirmTimeoutMs: number; log: Logger; onSent?: () => void; commitment?: boolean },
+): Promise<DimseDeliverResult> {
+  const result: DimseDeliverResult = { sent: [], alreadyPresent: [], commitment: 'not-requested' };
   const studies = new Map<string, ResultObject[]>();
   for (const o of objects) studies.set(o.studyInstanceUID, [...(studies.get(o.studyInstanceUID) ?? []), o]);
   for (const [studyUID, group] of studies) {
@@ -155,6 +160,19 @@ export async function deliverObjectsDimse(link: DimseLink, objects: ResultObject
       result.sent.push(...missing.map((o) => o.sopInstanceUID));
       log.info('delivery: C-STORE accepted', { instances: missing.length });
       opts.onSent?.();
+      if (opts.commitment) {
+        const { requestCommitment } = await import('./commitment.ts');
+        const c = await requestCommitment(link, missing, opts.confirmTimeoutMs);
+        if (c !== 'not-offered') {
+          const notCommitted = missing.filter((o) => !c.committed.includes(o.sopInstanceUID));
+          if (notCommitted.length)
+            throw new RadnodeError('RN_DIMSE_NOT_CONFIRMED', `${link.peer.aeTitle} did not commit to ${notCommitted.length} of ${missing.length} sent objects`, {
+              details: { studyInstanceUID: studyUID, notCommitted: notCommitted.map((o) => o.sopInstanceUID), failed: c.failed },
+            });
+          log.info('delivery: storage commitment confirmed', { instances: missing.length });
+        }
+        result.commitment = c === 'not-offered' ? 'not-offered' : 'confirmed';
+      }
     }
     // Confirm with a growing interval: a PACS may index a moment after it answered the C-STORE.
     const deadline = Date.now() + opts.confirmTimeoutMs;

@@ -253,9 +253,9 @@ export class WorkflowEngine {
       } else if (config.delivery.mode === 'dimse') {
         const { dimse } = config;
         crashPoint('before-send');
-        const r = await deliverObjectsDimse({ peer: dimse.destination, callingAeTitle: dimse.aeTitle, timeoutMs: dimse.timeoutMs }, objects, { confirmTimeoutMs: config.delivery.confirmTimeoutMs, log, onSent: () => crashPoint('after-send') });
+        const r = await deliverObjectsDimse({ peer: dimse.destination, callingAeTitle: dimse.aeTitle, timeoutMs: dimse.timeoutMs }, objects, { confirmTimeoutMs: config.delivery.confirmTimeoutMs, log, onSent: () => crashPoint('after-send'), commitment: dimse.enabled });
         crashPoint('after-confirm');
-        detail = { mode: 'dimse', peer: dimse.destination.aeTitle, sent: r.sent, alreadyPresent: r.alreadyPresent };
+        detail = { mode: 'dimse', peer: dimse.destination.aeTitle, sent: r.sent, alreadyPresent: r.alreadyPresent, commitment: r.commitment };
       } else {
         const pacs = config.pacs!;
         const study = await store.getStudy(job.study_uid);

@@ -140,8 +140,11 @@ describe('DIMSE gateway with Orthanc as the PACS', () => {
       const r = await fetch(`${orthanc.url}/modalities/radnode/store`, { method: 'POST', body: JSON.stringify({ Resources: [orthancStudy], Synchronous: true }) });
       expect(r.status, await r.text()).toBe(200);
       const job = await waitFor('job delivered', async () => (await jobsOf(rn, studyUID)).find((j) => j.state === 'delivered'), 60_000, 250);
-      const detail = await rn.api<{ outputs: { sopInstanceUID: string }[] }>(`/api/jobs/${job.id}`);
+      const detail = await rn.api<{ outputs: { sopInstanceUID: string }[]; deliveries: { outcome: string; detail_json: string }[] }>(`/api/jobs/${job.id}`);
       expect(detail.outputs.length).toBeGreaterThan(0);
+      // Orthanc offers storage commitment: its N-EVENT-REPORT reached radnode's SCP and named every sent object.
+      const delivered = detail.deliveries.find((d) => d.outcome === 'delivered')!;
+      expect(JSON.parse(delivered.detail_json)).toMatchObject({ mode: 'dimse', commitment: 'confirmed' });
       // Orthanc's own C-FIND (findscu at IMAGE level against Orthanc) lists every result object in the study.
       const f = run('findscu', ['-S', '-aet', 'RADNODE', '-aec', 'ORTHANC', '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${studyUID}`, '-k', 'SeriesInstanceUID', '-k', 'SOPInstanceUID', '127.0.0.1', String(oDicom)]);
       expect(f.status, f.stderr).toBe(0);

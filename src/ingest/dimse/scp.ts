@@ -19,6 +19,7 @@ import type { DimseCaller, RadnodeConfig } from '../../config/types.ts';
 import { asRadnodeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { SqliteStore } from '../../store/store.ts';
+import { commitmentReportReceived, STORAGE_COMMITMENT_SOP_CLASS } from '../../delivery/commitment.ts';
 import { ingestFile, type IngestOutcome } from '../ingest-instance.ts';
 import { fileMetaHeader, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './p10.ts';
 import { ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, TS, VERIFICATION_SOP_CLASS } from './sop.ts';
@@ -35,6 +36,8 @@ type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
 type CStoreResponse = InstanceType<typeof dimse.responses.CStoreResponse>;
 type CEchoResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
 type DimseDataset = InstanceType<typeof Dataset>;
+type NEventReportRequest = InstanceType<typeof dimse.requests.NEventReportRequest>;
+type NEventReportResponse = InstanceType<typeof dimse.responses.NEventReportResponse>;
 
 export type StoredByDimse = { caller: DimseCaller; callingAeTitle: string; outcome: IngestOutcome };
 
@@ -119,7 +122,8 @@ function makeScpClass(deps: ScpDeps) {
       }
       for (const { context } of association.getPresentationContexts()) {
         const sop = context.getAbstractSyntaxUid();
-        if (sop !== VERIFICATION_SOP_CLASS && !(sop in STORAGE_SOP_CLASSES)) {
+        // Storage commitment: only to receive the PACS's N-EVENT-REPORT for results radnode delivered.
+        if (sop !== VERIFICATION_SOP_CLASS && sop !== STORAGE_COMMITMENT_SOP_CLASS && !(sop in STORAGE_SOP_CLASSES)) {
           context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
           continue;
         }
@@ -206,6 +210,16 @@ function makeScpClass(deps: ScpDeps) {
           respond(e.code === 'RN_INGEST_DISK_FULL' ? 0xa700 : e.code.startsWith('RN_DICOM_') ? 0xc000 : Status.ProcessingFailure, `${e.code}: ${e.message}`);
         }
       })();
+    }
+
+    override nEventReportRequest(request: NEventReportRequest, callback: (response: NEventReportResponse) => void): void {
+      const response = responses.NEventReportResponse.fromRequest(request);
+      const ds = request.getDataset();
+      const known = request.getAffectedSopClassUid() === STORAGE_COMMITMENT_SOP_CLASS && ds !== undefined && commitmentReportReceived(ds.getElements());
+      if (!known) log.warn('N-EVENT-REPORT that no delivery waits for', { callingAeTitle: this.callingAe });
+      // Acknowledged either way: a late report for a delivery that already timed out must not make the PACS retry forever.
+      response.setStatus(Status.Success);
+      callback(response);
     }
 
     override abort(): void {
