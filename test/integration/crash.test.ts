@@ -181,10 +181,15 @@ describe('(h) radnode down while Orthanc pushes, or killed mid-STOW: the reconci
   for (const point of ['after-fsync', 'after-record']) {
     it(`killed mid-STOW at ${point}: after restart the study is complete and processed once`, async () => {
       const { studyUID, files } = await studyInPacs(3);
-      const rn = await startRadnode(pollCfg(), { env: { RADNODE_CRASH_AT: `${point}:2` } });
+      // The crashing run has no poller: its start-up reconciliation poll would otherwise pull other tests' studies
+      // from the shared Orthanc and reach the crash point before the STOW does. The restart polls, as a site would.
+      const rn = await startRadnode(nodeConfig(), { env: { RADNODE_CRASH_AT: `${point}:2` } });
       try {
         await stowFiles(`${rn.url}/dicom-web/studies`, files).catch(() => undefined); // the connection dies with radnode
         await rn.exited();
+        const cfg = parse(readFileSync(rn.configPath, 'utf8'));
+        cfg.poll = pollCfg().poll;
+        writeFileSync(rn.configPath, stringify(cfg));
         await rn.start({ RADNODE_CRASH_AT: '' });
         const job = await expectDeliveredOnce(rn, studyUID);
         const detail = await rn.api<{ result: { sourceSeries: string[] } }>(`/api/jobs/${job.id}`);
