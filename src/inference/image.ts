@@ -154,15 +154,37 @@ export type HotRegion = {
  * diffusely warm map from yielding a box over the whole chest.
  */
 export function hotRegion(cam: Float32Array, h: number, w: number, g: InputGeometry, rows: number, columns: number): HotRegion {
-  let peakIdx = 0;
-  for (let i = 1; i < cam.length; i++) if (cam[i] > cam[peakIdx]) peakIdx = i;
+  const peakIdx = argMax(cam);
   const sorted = Float32Array.from(cam).sort();
   const median = sorted[Math.floor(sorted.length / 2)];
   const peak = cam[peakIdx];
   const cut = median + (peak - median) * 0.5;
-  const seen = new Uint8Array(cam.length);
-  const stack = [peakIdx];
-  seen[peakIdx] = 1;
+  const { r0, r1, c0, c1 } = connectedBounds(cam, h, w, peakIdx, cut);
+  const cellW = g.inputWidth / w;
+  const cellH = g.inputHeight / h;
+  const toSrcX = (cell: number) => Math.min(columns, Math.max(0, cell * cellW * g.sx + g.ox));
+  const toSrcY = (cell: number) => Math.min(rows, Math.max(0, cell * cellH * g.sy + g.oy));
+  const box: HotRegion['box'] = [[toSrcX(c0), toSrcY(r0)], [toSrcX(c1 + 1), toSrcY(r1 + 1)]];
+  const pr = Math.floor(peakIdx / w);
+  const pc = peakIdx % w;
+  return { box, centre: [toSrcX(pc + 0.5), toSrcY(pr + 0.5)], peak };
+}
+
+/** Index of the largest value of a map. */
+export function argMax(values: Float32Array): number {
+  let k = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[k]) k = i;
+  return k;
+}
+
+/**
+ * The bounding cells (inclusive) of the 4-connected region around `start` whose values are at least `cut`: the hot
+ * region of a CAM, shared by every detector that turns a heatmap peak into a place on the image.
+ */
+export function connectedBounds(map: Float32Array, h: number, w: number, start: number, cut: number): { r0: number; r1: number; c0: number; c1: number } {
+  const seen = new Uint8Array(map.length);
+  const stack = [start];
+  seen[start] = 1;
   let r0 = h, r1 = -1, c0 = w, c1 = -1;
   while (stack.length) {
     const i = stack.pop()!;
@@ -174,18 +196,11 @@ export function hotRegion(cam: Float32Array, h: number, w: number, g: InputGeome
       const cc = c + dc;
       if (rr < 0 || rr >= h || cc < 0 || cc >= w) continue;
       const j = rr * w + cc;
-      if (!seen[j] && cam[j] >= cut) {
+      if (!seen[j] && map[j] >= cut) {
         seen[j] = 1;
         stack.push(j);
       }
     }
   }
-  const cellW = g.inputWidth / w;
-  const cellH = g.inputHeight / h;
-  const toSrcX = (cell: number) => Math.min(columns, Math.max(0, cell * cellW * g.sx + g.ox));
-  const toSrcY = (cell: number) => Math.min(rows, Math.max(0, cell * cellH * g.sy + g.oy));
-  const box: HotRegion['box'] = [[toSrcX(c0), toSrcY(r0)], [toSrcX(c1 + 1), toSrcY(r1 + 1)]];
-  const pr = Math.floor(peakIdx / w);
-  const pc = peakIdx % w;
-  return { box, centre: [toSrcX(pc + 0.5), toSrcY(pr + 0.5)], peak };
+  return { r0, r1, c0, c1 };
 }

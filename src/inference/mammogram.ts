@@ -4,7 +4,7 @@
  * back from model cells to stored pixels. No I/O; the worker chains them.
  */
 import { mammographyOrientation, reorient, type DicomInstance, type MammoOrientation } from '../dicom/index.ts';
-import { resizeToInput } from './image.ts';
+import { argMax, connectedBounds, resizeToInput } from './image.ts';
 
 /**
  * The nearest-rank percentile window over every pixel (train.py: sorted[floor(low·(n−1))], sorted[ceil(high·(n−1))]).
@@ -228,26 +228,9 @@ export type MammoPeak = {
 };
 
 export function mammoPeak(cam: Float32Array, h: number, w: number, g: MammoGeometry): MammoPeak {
-  let k = 0;
-  for (let i = 1; i < cam.length; i++) if (cam[i] > cam[k]) k = i;
+  const k = argMax(cam);
   const peak = cam[k];
-  const seen = new Uint8Array(cam.length);
-  const stack = [k];
-  seen[k] = 1;
-  let r0 = h, r1 = -1, c0 = w, c1 = -1;
-  while (stack.length) {
-    const i = stack.pop()!;
-    const r = Math.floor(i / w);
-    const c = i % w;
-    r0 = Math.min(r0, r); r1 = Math.max(r1, r); c0 = Math.min(c0, c); c1 = Math.max(c1, c);
-    for (const [dr, dc] of [[1, 0], [-1, 0], [0, 1], [0, -1]] as const) {
-      const rr = r + dr;
-      const cc = c + dc;
-      if (rr < 0 || rr >= h || cc < 0 || cc >= w) continue;
-      const j = rr * w + cc;
-      if (!seen[j] && cam[j] >= peak * 0.5) { seen[j] = 1; stack.push(j); }
-    }
-  }
+  const { r0, r1, c0, c1 } = connectedBounds(cam, h, w, k, peak * 0.5);
   const cw = g.inputWidth / w;
   const ch = g.inputHeight / h;
   const centre = inputToStored(g, ((k % w) + 0.5) * cw, (Math.floor(k / w) + 0.5) * ch);

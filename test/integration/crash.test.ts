@@ -149,7 +149,8 @@ describe('(e) Orthanc stopped during delivery', () => {
 });
 
 describe('(h) radnode down while Orthanc pushes, or killed mid-STOW: the reconciliation poll finds the study', () => {
-  const pollCfg = () => nodeConfig({ poll: { enabled: true, source: 'qido', schedule: '*/2 * * * * *', lookbackDays: 1 } });
+  const POLL = { enabled: true, source: 'qido', schedule: '*/2 * * * * *', lookbackDays: 1 };
+  const pollCfg = () => nodeConfig({ poll: POLL });
 
   it('a study pushed while radnode was down is processed after radnode starts', async () => {
     const rnDir = mkdtempSync(join(tmpdir(), 'radnode-it-'));
@@ -188,7 +189,7 @@ describe('(h) radnode down while Orthanc pushes, or killed mid-STOW: the reconci
         await stowFiles(`${rn.url}/dicom-web/studies`, files).catch(() => undefined); // the connection dies with radnode
         await rn.exited();
         const cfg = parse(readFileSync(rn.configPath, 'utf8'));
-        cfg.poll = pollCfg().poll;
+        cfg.poll = POLL;
         writeFileSync(rn.configPath, stringify(cfg));
         await rn.start({ RADNODE_CRASH_AT: '' });
         const job = await expectDeliveredOnce(rn, studyUID);
