@@ -101,6 +101,7 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
   mkdirSync(config.data.dir, { recursive: true });
   const store = SqliteStore.open(join(config.data.dir, 'radnode.sqlite'));
   await recover(config, store, log);
+  await store.restartQuietPeriods();
   const released = await store.releaseAllLeases();
   if (released) log.info('resuming jobs interrupted by a crash', { jobs: released });
   const builtin = await startBuiltinDetectors(config.inference, log);

@@ -271,6 +271,14 @@ export class SqliteStore {
   }
 
   /**
+   * After a restart a study still receiving gets a fresh quiet period: the sender's request died with the process,
+   * and the reconciliation poll (run at start-up) must get the chance to pull the rest before the study is planned.
+   */
+  async restartQuietPeriods(now = Date.now()): Promise<number> {
+    return this.db.prepare(`UPDATE studies SET last_received_at = ? WHERE state = 'receiving'`).run(now).changes;
+  }
+
+  /**
    * At start-up of the single process that owns this SQLite store, every lease belongs to a dead process (kill -9):
    * release them so work resumes at once instead of after the lease time. With a shared store (PostgreSQL, DESIGN
    * §7) lease expiry does this job instead.

@@ -190,6 +190,8 @@ describe('(h) radnode down while Orthanc pushes, or killed mid-STOW: the reconci
         await rn.exited();
         const cfg = parse(readFileSync(rn.configPath, 'utf8'));
         cfg.poll = POLL;
+        // Long enough for the start-up reconciliation poll to pull the instance the crash lost before planning.
+        cfg.workflow.quietSeconds = 6;
         writeFileSync(rn.configPath, stringify(cfg));
         await rn.start({ RADNODE_CRASH_AT: '' });
         const job = await expectDeliveredOnce(rn, studyUID);

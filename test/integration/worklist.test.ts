@@ -192,7 +192,9 @@ describe('triage worklist in a browser, against a real Orthanc', () => {
     await page.click('#tab-second');
     await page.waitForFunction((s) => [...(globalThis as unknown as Win).document.querySelectorAll('#rows tr')].map((t) => t.getAttribute('data-study')).includes(s), flagged.study, { timeout: 5_000 });
     const inTab = await page.$$eval('#rows tr', (trs) => trs.map((t) => t.getAttribute('data-study')));
-    expect(inTab).toEqual([flagged.study]);
+    // Other AI-positive studies of this file (e.g. the late-series one, depending on timing) may be there too.
+    expect(inTab).toContain(flagged.study);
+    expect(inTab).not.toContain(plain.study);
     await page.screenshot({ path: join(ARTIFACTS, 'second-reader.png') });
     const db = new Database(join(rn.dir, 'data', 'radnode.sqlite'), { readonly: true, fileMustExist: true });
     const audit = db.prepare(`SELECT actor, action, detail_json FROM audit WHERE entity = 'study' AND entity_id = ? AND action LIKE 'worklist.%' ORDER BY id`).all(flagged.study) as { actor: string; action: string; detail_json: string }[];
