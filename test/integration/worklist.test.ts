@@ -190,7 +190,15 @@ describe('triage worklist in a browser, against a real Orthanc', () => {
     await page.click('#review-save');
     await waitFor('review recorded', async () => (await apiRow(flagged.study))?.review.decision === 'disagree', 5_000, 100);
     await page.click('#tab-second');
-    await page.waitForFunction((s) => [...(globalThis as unknown as Win).document.querySelectorAll('#rows tr')].map((t) => t.getAttribute('data-study')).includes(s), flagged.study, { timeout: 5_000 });
+    // Wait for the tab's own rows: the worklist tab's rows (which hold both studies) stay until the tab re-renders.
+    await page.waitForFunction(
+      ([f, p]) => {
+        const ids = [...(globalThis as unknown as Win).document.querySelectorAll('#rows tr')].map((t) => t.getAttribute('data-study'));
+        return ids.includes(f) && !ids.includes(p);
+      },
+      [flagged.study, plain.study] as const,
+      { timeout: 10_000 },
+    );
     const inTab = await page.$$eval('#rows tr', (trs) => trs.map((t) => t.getAttribute('data-study')));
     // Other AI-positive studies of this file (e.g. the late-series one, depending on timing) may be there too.
     expect(inTab).toContain(flagged.study);
