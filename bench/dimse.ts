@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { freePort, startOrthanc } from '../test/helpers/orthanc.ts';
 import { unpackedFile } from '../test/helpers/paths.ts';
 import { startRadnode } from '../test/helpers/radnode.ts';
-import type { BenchRow } from './row.ts';
+import { alternating, median, type BenchRow } from './row.ts';
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** storescu into aeTitle@127.0.0.1:port; instances/s over the whole run (association, every C-STORE, release). */
 function push(aeTitle: string, port: number, files: string[]): number {
@@ -51,17 +50,7 @@ async function oneOrthanc(files: string[]): Promise<number> {
 export async function benchDimse(reps = 3): Promise<BenchRow[]> {
   const dir = unpackedFile('ct/lidc/LIDC-IDRI-0002/dicom');
   const files = readdirSync(dir).filter((f) => f.endsWith('.dcm')).sort().map((f) => join(dir, f));
-  const rn: number[] = [];
-  const or: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    if (i % 2 === 0) {
-      rn.push(await oneRadnode(files));
-      or.push(await oneOrthanc(files));
-    } else {
-      or.push(await oneOrthanc(files));
-      rn.push(await oneRadnode(files));
-    }
-  }
+  const { radnode: rn, reference: or } = await alternating(reps, () => oneRadnode(files), () => oneOrthanc(files));
   const r = median(rn);
   const o = median(or);
   return [{ name: `C-STORE ingest, LIDC-IDRI-0002 (${files.length} inst, storescu, 1 association)`, radnode: r, reference: o, unit: 'inst/s', ratio: r / o, note: `median of ${reps}; reference: Orthanc 1.10 Storage SCP, same storescu` }];

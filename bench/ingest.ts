@@ -10,10 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { startOrthanc } from '../test/helpers/orthanc.ts';
 import { unpackedFile } from '../test/helpers/paths.ts';
 import { startRadnode } from '../test/helpers/radnode.ts';
-import type { BenchRow } from './row.ts';
+import { alternating, median, type BenchRow } from './row.ts';
 import { stowFiles } from './stow-client.ts';
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Peak resident set of a process in MB (Linux /proc VmHWM), read after the run. */
 function peakRssMb(pid: number | undefined): number {
@@ -67,17 +66,7 @@ export async function benchIngest(opts: { repetitions?: number } = {}): Promise<
   const dir = unpackedFile('ct/lidc/LIDC-IDRI-0002/dicom');
   const files = readdirSync(dir).filter((f) => f.endsWith('.dcm')).map((f) => join(dir, f));
   const reps = opts.repetitions ?? 3;
-  const rn: Run[] = [];
-  const or: Run[] = [];
-  for (let i = 0; i < reps; i++) {
-    if (i % 2 === 0) {
-      rn.push(await oneRadnode(files));
-      or.push(await oneOrthanc(files));
-    } else {
-      or.push(await oneOrthanc(files));
-      rn.push(await oneRadnode(files));
-    }
-  }
+  const { radnode: rn, reference: or } = await alternating(reps, () => oneRadnode(files), () => oneOrthanc(files));
   for (const r of [...rn, ...or]) if (r.status.some((s) => s !== 200)) throw new Error(`a STOW run did not answer 200: ${r.status.join(',')}`);
   const row = (name: string, unit: string, pick: (r: Run) => number, note: string): BenchRow => {
     const a = median(rn.map(pick));

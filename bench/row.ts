@@ -12,3 +12,24 @@ export function printRows(rows: BenchRow[], out: (s: string) => void = (s) => pr
   out(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const b of body) out(line(b));
 }
+
+/** The middle value (upper middle for an even count), as every benchmark group reports it. */
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * Runs radnode and its reference `reps` times each, alternating which goes first, so that neither always gets the
+ * warmer page cache or the quieter moment of a shared machine.
+ */
+export async function alternating<T>(reps: number, radnode: () => Promise<T>, reference: () => Promise<T>): Promise<{ radnode: T[]; reference: T[] }> {
+  const out = { radnode: [] as T[], reference: [] as T[] };
+  for (let i = 0; i < reps; i++) {
+    if (i % 2 === 0) {
+      out.radnode.push(await radnode());
+      out.reference.push(await reference());
+    } else {
+      out.reference.push(await reference());
+      out.radnode.push(await radnode());
+    }
+  }
+  return out;
+}
