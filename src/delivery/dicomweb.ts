@@ -253,12 +253,14 @@ export async function wadoInstance(
   seriesUID: string,
   sopUID: string,
   codes: FailureCodes,
+  /** '*' (the default): as the PACS stores it; a UID asks the PACS to transcode (PS3.18 8.7.3.5.2). */
+  transferSyntax = '*',
 ): Promise<Uint8Array> {
   const path = `studies/${studyUID}/series/${seriesUID}/instances/${sopUID}`;
   const res = await pacsFetch(
     pacs,
     joinUrl(pacs.url, path),
-    { headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' }, what: 'WADO-RS instance' },
+    { headers: { Accept: `multipart/related; type="application/dicom"; transfer-syntax=${transferSyntax}` }, what: 'WADO-RS instance' },
     codes,
   );
   const ct = res.headers.get('content-type') ?? '';

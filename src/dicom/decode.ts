@@ -5,6 +5,7 @@ import { gdcmDecodeJpeg, jpegLosslessDecode, jpegStreamInfo, relabelAsRgb, wasmD
 import type { DicomInstance, ImageAttributes } from './instance.ts';
 import { TAG } from './parser.ts';
 import { rleDecodeFrame } from './rle.ts';
+import { hasPixelDecoder } from './transfer-syntax.ts';
 
 export type PixelArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
 
@@ -97,7 +98,7 @@ export async function decodeFrames(instance: DicomInstance, options: DecodeOptio
   }
   checkAttributes(img);
   const ts = instance.transferSyntax;
-  if (pd.encapsulated && (ts.encoding === 'jpeg-xl' || ts.encoding === 'video' || ts.encoding === 'unknown')) {
+  if (pd.encapsulated && !hasPixelDecoder(ts)) {
     throw new RadnodeError('RN_DICOM_UNSUPPORTED_TRANSFER_SYNTAX', `no decoder for transfer syntax ${ts.uid} (${ts.name})`, {
       details: { transferSyntaxUID: ts.uid, transferSyntaxName: ts.name },
     });

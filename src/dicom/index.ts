@@ -6,7 +6,7 @@ export { readInstance, readHeader, DicomInstance, type ImageAttributes, type Ins
 export { DataSetView, type NaturalizedDataset } from './dataset.ts';
 export { parseDicom, type ParseOptions, type ParsedDicom, type DicomElement, type ElementMap, DEFAULT_MAX_INFLATED_BYTES } from './parser.ts';
 export { decodeFrames, DEFAULT_MAX_DECODED_BYTES, type DecodedFrame, type DecodeOptions, type PixelArray } from './decode.ts';
-export { TS, transferSyntaxInfo, isKnownTransferSyntax, type TransferSyntaxInfo, type PixelEncoding } from './transfer-syntax.ts';
+export { TS, transferSyntaxInfo, isKnownTransferSyntax, hasPixelDecoder, type TransferSyntaxInfo, type PixelEncoding } from './transfer-syntax.ts';
 export { splitMultipartRelated } from './multipart.ts';
 export {
   modalityLut,

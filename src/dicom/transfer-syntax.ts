@@ -112,3 +112,11 @@ export function transferSyntaxInfo(uid: string): TransferSyntaxInfo {
 export function isKnownTransferSyntax(uid: string): boolean {
   return BY_UID.has(uid);
 }
+
+/** Encapsulated encodings radnode has no decoder for (JPEG XL, video, syntaxes it does not know). */
+const NO_DECODER: ReadonlySet<PixelEncoding> = new Set(['jpeg-xl', 'video', 'unknown']);
+
+/** Whether radnode can decode pixel data stored in this transfer syntax (the retrieve path asks the PACS otherwise). */
+export function hasPixelDecoder(ts: TransferSyntaxInfo): boolean {
+  return !NO_DECODER.has(ts.encoding);
+}

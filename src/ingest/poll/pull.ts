@@ -3,6 +3,7 @@ import { RadnodeError, asRadnodeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { PacsConfig } from '../../config/types.ts';
 import { POLL_CODES, firstNumber, firstString, qidoAll, wadoInstance } from '../../delivery/dicomweb.ts';
+import { TS, hasPixelDecoder, readHeader } from '../../dicom/index.ts';
 import type { PollSink, PollSource } from './sink.ts';
 
 /**
@@ -56,7 +57,7 @@ export async function pullStudy(
       result.wantedInstances++;
       if (known?.has(sop)) continue;
       // One instance at a time: memory stays bounded by the largest instance, not the study.
-      const bytes = await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES);
+      const bytes = await decodableCopy(pacs, studyUID, seriesUID, sop, await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES), log);
       try {
         await sink.ingest(bytes, { source, studyInstanceUID: studyUID });
       } catch (err) {
@@ -73,6 +74,37 @@ export async function pullStudy(
   }
   if (result.pulled > 0) log.info('poll: study retrieved', { source, instances: result.pulled });
   return result;
+}
+
+/**
+ * The retrieve-path fallback (issue 3, item 3): an image stored in a syntax radnode cannot decode (JPEG XL, video, a
+ * syntax it does not know) is asked for again in Explicit VR Little Endian, which a transcoding PACS serves. A PACS
+ * that cannot or will not transcode leaves the original in place: it is stored, and decoding fails later with
+ * RN_DICOM_UNSUPPORTED_TRANSFER_SYNTAX naming the syntax (a coded result, never a lost instance).
+ */
+export async function decodableCopy(pacs: PacsConfig, studyUID: string, seriesUID: string, sop: string, bytes: Uint8Array, log: Logger): Promise<Uint8Array> {
+  let stored;
+  try {
+    stored = readHeader(bytes);
+  } catch {
+    return bytes; // malformed: the store refuses it with the parser's typed error
+  }
+  if (!stored.image || hasPixelDecoder(stored.transferSyntax)) return bytes;
+  const asked = stored.transferSyntax;
+  try {
+    const again = await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES, TS.ExplicitVRLittleEndian);
+    const h = readHeader(again);
+    if (h.SOPInstanceUID === sop && hasPixelDecoder(h.transferSyntax)) {
+      log.info('poll: instance transcoded by the PACS', { sopInstanceUID: sop, from: asked.uid, to: h.transferSyntax.uid });
+      return again;
+    }
+    log.warn('poll: the PACS answered the transcode request with an undecodable copy; keeping the original', { sopInstanceUID: sop, transferSyntaxUID: h.transferSyntax.uid });
+  } catch (err) {
+    const e = asRadnodeError(err);
+    if (e.retryable) throw e;
+    log.warn('poll: the PACS did not transcode; keeping the original', { sopInstanceUID: sop, transferSyntaxUID: asked.uid, code: e.code, error: e.message });
+  }
+  return bytes;
 }
 
 /** Wraps anything a poll step threw into RN_POLL_FAILED, keeping the code of an error that already has one. */
