@@ -1,0 +1,72 @@
+/**
+ * Test support for the CT nodule pipeline: the two shared LIDC cases as Volumes, their reference marks, and a small
+ * nodule inserter for synthetic-insertion tests (the full simulator for training lives in models/ct/insert.ts).
+ * Test-only: nothing in radnode imports it at run time.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { unpackedFile } from '../../../test/helpers/paths.ts';
+import { readInstance } from '../../dicom/instance.ts';
+import { buildVolumes, patientToVoxel, type Vec3, type Volume } from '../../dicom/volume.ts';
+
+export type LidcCase = 'LIDC-IDRI-0001' | 'LIDC-IDRI-0002';
+
+export async function loadLidc(id: LidcCase): Promise<Volume> {
+  const dir = unpackedFile(`ct/lidc/${id}/dicom`);
+  const instances = readdirSync(dir)
+    .filter((f) => f.endsWith('.dcm'))
+    .sort()
+    .map((f) => readInstance(new Uint8Array(readFileSync(join(dir, f)))));
+  const { volumes } = await buildVolumes(instances);
+  if (volumes.length !== 1) throw new Error(`${id}: expected one volume, got ${volumes.length}`);
+  return volumes[0];
+}
+
+/** LUNA16 annotations.csv, the one consensus nodule of LIDC-IDRI-0001 (patient LPS mm, diameter mm). */
+export const LUNA_0001 = { patient: [56.20840547, 86.34341278, -115.8675792] as Vec3, diameterMm: 23.35064438 };
+/** LUNA16 annotations_excluded.csv: the two single-reader marks of the ≥ 3 mm nodule of LIDC-IDRI-0002. */
+export const LIDC_0002_MARKS = [
+  { patient: [59.77586628, 71.53102562, -104.1027259] as Vec3, diameterMm: 23.32221915 },
+  { patient: [59.40267185, 70.18377372, -104.3877531] as Vec3, diameterMm: 24.08464915 },
+];
+
+export const dist = (a: Vec3, b: Vec3): number => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+
+export const voxelOf = (v: Volume, p: Vec3): Vec3 => patientToVoxel(v.affine, p);
+
+/** A copy of the volume with its own voxel buffer (insertions must not leak between tests). */
+export function cloneVolume(v: Volume): Volume {
+  return { ...v, voxels: v.voxels.slice() as Int16Array | Float32Array };
+}
+
+/**
+ * Writes an ellipsoid nodule (semi-axes in mm along column, row and slice) of density `hu` into the volume,
+ * anti-aliased: each voxel gets the fraction of its footprint inside the ellipsoid (4×4×4 sub-samples), mixed with the
+ * tissue already there, which is what the scanner's partial-volume effect does to a real nodule's rim.
+ * Returns the exact ellipsoid volume in mm³.
+ */
+export function insertEllipsoid(v: Volume, centre: Vec3, semiAxesMm: Vec3, hu: number): number {
+  const [C, R, S] = v.dims;
+  const sp: Vec3 = [v.pixelSpacingMm[1], v.pixelSpacingMm[0], v.sliceSpacingMm];
+  const lo = [0, 1, 2].map((a) => Math.max(0, Math.floor(centre[a] - semiAxesMm[a] / sp[a] - 1)));
+  const hi = [0, 1, 2].map((a) => Math.min(v.dims[a] - 1, Math.ceil(centre[a] + semiAxesMm[a] / sp[a] + 1)));
+  const sub = 4;
+  for (let k = lo[2]; k <= hi[2]; k++)
+    for (let j = lo[1]; j <= hi[1]; j++)
+      for (let i = lo[0]; i <= hi[0]; i++) {
+        let inside = 0;
+        for (let c = 0; c < sub; c++)
+          for (let b = 0; b < sub; b++)
+            for (let a = 0; a < sub; a++) {
+              const x = ((i + (a + 0.5) / sub - 0.5 - centre[0]) * sp[0]) / semiAxesMm[0];
+              const y = ((j + (b + 0.5) / sub - 0.5 - centre[1]) * sp[1]) / semiAxesMm[1];
+              const z = ((k + (c + 0.5) / sub - 0.5 - centre[2]) * sp[2]) / semiAxesMm[2];
+              if (x * x + y * y + z * z <= 1) inside++;
+            }
+        if (!inside) continue;
+        const w = inside / sub ** 3;
+        const idx = (k * R + j) * C + i;
+        v.voxels[idx] = Math.round((1 - w) * v.voxels[idx] + w * hu);
+      }
+  return (4 / 3) * Math.PI * semiAxesMm[0] * semiAxesMm[1] * semiAxesMm[2];
+}
