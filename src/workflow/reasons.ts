@@ -21,4 +21,13 @@ export const NOT_PROCESSED = {
   implant: { scheme: '99RADNODE', value: 'RN-NP-IMPLANT', meaning: 'Breast implant in view or displaced; the detector does not read implant views' },
   qualityControl: { scheme: '99RADNODE', value: 'RN-NP-QC', meaning: 'Calibration, quality-control or phantom image' },
   declined: { scheme: '99RADNODE', value: 'RN-NP-DECLINED', meaning: 'The detector declined the series' },
+  // CT (issue 7): what the series attributes or the slice geometry show only once the headers are read.
+  notCtImage: { scheme: '99RADNODE', value: 'RN-NP-NOTCTIMAGE', meaning: 'Not a CT image object (CT or Enhanced CT Image Storage)' },
+  notAxial: { scheme: '99RADNODE', value: 'RN-NP-NOTAXIAL', meaning: 'Not an axial stack (reformat, oblique or mixed orientations)' },
+  gantryTilt: { scheme: '99RADNODE', value: 'RN-NP-TILT', meaning: 'Gantry tilt not resolved (sheared volume)' },
+  irregularSlices: { scheme: '99RADNODE', value: 'RN-NP-GAPS', meaning: 'Slices missing, duplicated or unevenly spaced' },
+  missingGeometry: { scheme: '99RADNODE', value: 'RN-NP-NOGEOMETRY', meaning: 'No usable slice position or orientation' },
+  notChest: { scheme: '99RADNODE', value: 'RN-NP-NOTCHEST', meaning: 'Body part is not the chest' },
+  noLungs: { scheme: '99RADNODE', value: 'RN-NP-NOLUNGS', meaning: 'No lungs in the field of view' },
+  otherSeriesPreferred: { scheme: '99RADNODE', value: 'RN-NP-PREFERRED', meaning: 'Another series of the study was preferred' },
 } as const satisfies Record<string, Code>;
