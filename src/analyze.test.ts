@@ -124,7 +124,7 @@ describe.skipIf(!existsSync(SHIPPED_MODEL))('radnode analyze with the shipped ch
     const r = await runAnalyze([lateral, ct]);
     expect(r.summary.results).toEqual([]);
     const reasons = r.summary.notProcessed.map((n) => [n.modality, n.reason.value]).sort();
-    // The CT is never routed to cxr: a lone slice is refused by the ct-lung rule's own suitability (too few
+    // The CT is never routed to cxr: a lone slice is refused by the ct rule's own suitability (too few
     // images), or has no rule; either way a coded reason.
     expect(reasons[0][0]).toBe('CR');
     expect(reasons[0][1]).toBe('RN-NP-LATERAL');

@@ -36,7 +36,7 @@ export const DEFAULT_CONFIG: RadnodeConfig = {
       { detector: 'cxr', match: { modality: ['CR', 'DX'], bodyPart: ['CHEST', 'THORAX', ''], imageTypeExcludes: ['LOCALIZER'] } },
       { detector: 'mammo', match: { modality: ['MG'] } },
       {
-        detector: 'ct-lung',
+        detector: 'ct',
         match: { modality: ['CT'], imageTypeIncludes: ['AXIAL'], sliceThicknessMmMax: 3, minInstances: 40 },
       },
     ],

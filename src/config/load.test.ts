@@ -76,7 +76,7 @@ describe('config/radnode.example.yaml', () => {
     });
     expect(cfg.delivery.mode).toBe('pacs');
     expect(cfg.poll).toEqual({ enabled: true, schedule: '0 */5 * * * *', source: 'qido', lookbackDays: 2, onlyRoutedModalities: true });
-    expect(cfg.routing.rules.map((r) => r.detector)).toEqual(['cxr', 'mammo', 'ct-lung']);
+    expect(cfg.routing.rules.map((r) => r.detector)).toEqual(['cxr', 'mammo', 'ct']);
     expect(cfg.routing.rules[0].match.bodyPart).toEqual(['CHEST', 'THORAX', '']);
     expect(cfg.routing.rules[2].match).toMatchObject({ sliceThicknessMmMax: 3, minInstances: 40, seriesDescriptionExcludes: '(scout|topogram)' });
   });

@@ -1,5 +1,6 @@
 import type { LoadedModel } from '../inference/registry.ts';
 import type { InferenceRuntime } from '../inference/runtime.ts';
+import { createCtDetector } from './ct/index.ts';
 import { createCxrDetector } from './cxr/index.ts';
 import { createMammoDetector } from './mammo/index.ts';
 import type { Detector } from './detector.ts';
@@ -11,6 +12,7 @@ import type { Detector } from './detector.ts';
 export const DETECTOR_KINDS: Record<string, (model: LoadedModel, runtime: InferenceRuntime, id: string) => Detector> = {
   cxr: createCxrDetector,
   mammo: createMammoDetector,
+  ct: createCtDetector,
 };
 
 /**
@@ -21,6 +23,7 @@ export const DETECTOR_KINDS: Record<string, (model: LoadedModel, runtime: Infere
 export const DEFAULT_MODEL_OF: Record<string, string> = {
   cxr: 'cxr-pneumonia',
   mammo: 'mammo-mias',
+  ct: 'ct-lung-nodule',
 };
 
 /**

@@ -1,6 +1,8 @@
 import type { ModelManifest } from './manifest.ts';
 import type { HotRegion } from './image.ts';
 import type { MammoContent, MammoPeak } from './mammogram.ts';
+import type { Code, SkippedSeries } from '../results/findings.ts';
+import type { Nodule } from '../detectors/ct/types.ts';
 
 /** The messages between the main thread (runtime.ts) and the inference worker (worker.ts). */
 
@@ -66,5 +68,53 @@ export type MammogramReply =
     }
   | { kind: 'refused'; reason: 'colour'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
 
-export type WorkerRequest = ({ type: 'close'; key: string } | OpenRequest | RadiographRequest | MammogramRequest) & { id: number };
+/**
+ * A chest CT study (issue 7): every candidate CT series of the study with its files; the worker reads the headers,
+ * chooses the series (detectors/ct/select.ts), builds its volume and runs the nodule pipeline
+ * (detectors/ct/pipeline.ts) with the session as the patch classifier. The volume never crosses the thread boundary.
+ */
+export type CtRequest = {
+  type: 'ct';
+  key: string;
+  series: { seriesInstanceUID: string; paths: string[] }[];
+  spec: Pick<ModelManifest, 'input' | 'outputs'>;
+  /** Nodules below this probability are neither measured nor returned (the manifest's positive operating point). */
+  minProbability: number;
+  /** Candidates classified at most, highest blob response first. */
+  maxCandidates?: number;
+};
+
+export type CtTimings = {
+  /** Reading headers and choosing the series. */
+  select: number;
+  /** Reading the chosen series' files and decoding them into a volume. */
+  decode: number;
+  /** detectNodules' own stages: lungMask, candidates, patches, classify, measure. */
+  [stage: string]: number;
+};
+
+export type CtReply =
+  | {
+      kind: 'ok';
+      seriesInstanceUID: string;
+      /** Why this series (the study-level choice). */
+      why: string;
+      skipped: SkippedSeries[];
+      frameOfReferenceUID: string;
+      rows: number;
+      columns: number;
+      /** [row, column] mm. */
+      pixelSpacingMm: [number, number];
+      sliceSpacingMm: number;
+      /** SOP Instance UID of each slice, in volume order (k). */
+      sliceSopInstanceUIDs: string[];
+      nodules: Nodule[];
+      candidateCount: number;
+      lungVolumeMl: number;
+      timingsMs: CtTimings;
+    }
+  /** Nothing read: every series refused on its headers, or the chosen one holds no lungs. */
+  | { kind: 'refused'; skipped: SkippedSeries[]; reason?: Code; timingsMs: CtTimings };
+
+export type WorkerRequest = ({ type: 'close'; key: string } | OpenRequest | RadiographRequest | MammogramRequest | CtRequest) & { id: number };
 export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; code: string; message: string; details?: Record<string, unknown> };

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { RadnodeError, type ErrorCode, ERROR_TABLE } from '../errors.ts';
-import type { MammogramReply, MammogramRequest, OpenReply, RadiographReply, RadiographRequest, SessionSettings, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { CtReply, CtRequest, MammogramReply, MammogramRequest, OpenReply, RadiographReply, RadiographRequest, SessionSettings, WorkerReply, WorkerRequest } from './protocol.ts';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: RadnodeError) => void };
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
@@ -75,6 +75,11 @@ export class InferenceRuntime {
   /** A mammogram: decode, orient (chest wall left), crop to the breast, infer, map the cells back; in the worker. */
   mammogram(req: Omit<MammogramRequest, 'type'>): Promise<MammogramReply> {
     return this.call<MammogramReply>({ type: 'mammogram', ...req });
+  }
+
+  /** A chest CT study: choose the series, build the volume, find and measure nodules; all in the worker (issue 7). */
+  ct(req: Omit<CtRequest, 'type'>): Promise<CtReply> {
+    return this.call<CtReply>({ type: 'ct', ...req });
   }
 
   async terminate(): Promise<void> {

@@ -10,8 +10,9 @@ import * as ort from 'onnxruntime-node';
 import { decodeFrames, percentileWindow, physicalValues, modalityLut, readInstance, toDisplay, type VoiWindow } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
+import { runCt, sessionClassifier } from './ct.ts';
 import { exactPercentileWindow, mammoCamToStored, mammogramInput, mammoPeak, type MammoPeak } from './mammogram.ts';
-import type { ExecutionProvider, MammogramReply, MammogramRequest, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { CtReply, CtRequest, ExecutionProvider, MammogramReply, MammogramRequest, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
 
 const sessions = new Map<string, ort.InferenceSession>();
 
@@ -162,6 +163,12 @@ async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply
   return { value, transfer: heatmap ? [heatmap.buffer as ArrayBuffer] : [] };
 }
 
+async function ct(req: CtRequest): Promise<{ value: CtReply; transfer: ArrayBuffer[] }> {
+  const session = sessions.get(req.key);
+  if (!session) throw new RadnodeError('RN_MODEL_INVALID', `model ${req.key} has no open session`);
+  return { value: await runCt(req, sessionClassifier(ort, session, req.spec)), transfer: [] };
+}
+
 parentPort!.on('message', (msg: WorkerRequest) => {
   void (async () => {
     try {
@@ -172,6 +179,7 @@ parentPort!.on('message', (msg: WorkerRequest) => {
         sessions.delete(msg.key);
         reply = { value: null, transfer: [] };
       } else if (msg.type === 'mammogram') reply = await mammogram(msg);
+      else if (msg.type === 'ct') reply = await ct(msg);
       else reply = await radiograph(msg);
       parentPort!.postMessage({ id: msg.id, ok: true, value: reply.value } satisfies WorkerReply, reply.transfer);
     } catch (err) {

@@ -15,7 +15,7 @@ const accepting = (id: string): Detector => ({
   select: () => ({ accepted: true }),
   run: () => Promise.reject(new Error('not run in routing tests')),
 });
-const ALL = new Map(['cxr', 'mammo', 'ct-lung'].map((id) => [id, accepting(id)]));
+const ALL = new Map(['cxr', 'mammo', 'ct'].map((id) => [id, accepting(id)]));
 const RULES = DEFAULT_CONFIG.routing.rules;
 const NODE = DEFAULT_CONFIG.node;
 
@@ -58,7 +58,7 @@ describe('routing real series with the default rules', () => {
     const files = readdirSync(dir).filter((f) => f.endsWith('.dcm'));
     const s = seriesOf(join(dir, files[0]), files.length);
     expect(s.sliceThicknessMm).toBeLessThanOrEqual(3);
-    expect(routeSeries(s, RULES, ALL)).toEqual({ detector: 'ct-lung' });
+    expect(routeSeries(s, RULES, ALL)).toEqual({ detector: 'ct' });
     expect(routeSeries({ ...s, instanceCount: 12 }, RULES, ALL)).toMatchObject({ detector: null, reason: NOT_PROCESSED.tooFewImages });
     expect(routeSeries({ ...s, sliceThicknessMm: 5 }, RULES, ALL)).toMatchObject({ detector: null, reason: NOT_PROCESSED.sliceTooThick });
   });

@@ -1,0 +1,123 @@
+/**
+ * The CT lung-nodule request, worker side (issue 7): headers → series choice → volume → detectNodules, with the
+ * ONNX session as the patch classifier. It runs in the inference worker thread (worker.ts) because decoding a
+ * 261-slice series and the 3D filters take seconds of CPU that must never stall the HTTP thread (DESIGN §2).
+ */
+import { readFile } from 'node:fs/promises';
+import type * as ort from 'onnxruntime-node';
+import { loadVolume, planVolumes, type VolumePlan } from '../dicom/volume.ts';
+import { readHeader, readInstance, type DicomInstance } from '../dicom/instance.ts';
+import { RadnodeError } from '../errors.ts';
+import { chooseCtSeries, MIN_LUNG_VOLUME_ML, type CtSeriesFacts } from '../detectors/ct/select.ts';
+import { PATCH_SIZE, PATCH_VOXELS, type DetectOptions, type DetectResult, type PatchClassifier } from '../detectors/ct/types.ts';
+import type { Volume } from '../dicom/volume.ts';
+import { NOT_PROCESSED } from '../workflow/reasons.ts';
+import type { CtReply, CtRequest, CtTimings } from './protocol.ts';
+
+const now = () => performance.now();
+
+type DetectNodules = (volume: Volume, classify: PatchClassifier, options?: DetectOptions) => Promise<DetectResult>;
+// TEMPORARY: pipeline.ts is being written beside this file; a static import replaces this once it is committed.
+const PIPELINE = '../detectors/ct/pipeline.ts';
+const loadPipeline = async (): Promise<DetectNodules> => ((await import(PIPELINE)) as { detectNodules: DetectNodules }).detectNodules;
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** Files of one series as parsed instances: whole files when the pixels are needed, headers otherwise. */
+async function readSeries(paths: string[], withPixels: boolean): Promise<DicomInstance[]> {
+  const out: DicomInstance[] = [];
+  for (const p of paths) {
+    const bytes = new Uint8Array(await readFile(p));
+    out.push(withPixels ? readInstance(bytes) : readHeader(bytes));
+  }
+  return out;
+}
+
+export function factsOf(seriesInstanceUID: string, instances: DicomInstance[], plan: VolumePlan): CtSeriesFacts {
+  const h = instances.find((i) => i.image)?.header ?? instances[0]?.header;
+  const text = (k: string) => h?.string(k)?.trim() || undefined;
+  return {
+    seriesInstanceUID,
+    seriesDescription: text('SeriesDescription'),
+    convolutionKernel: h?.strings('ConvolutionKernel').join('\\').trim() || undefined,
+    bodyPartExamined: text('BodyPartExamined'),
+    sliceThicknessMm: h?.number('SliceThickness'),
+    stacks: plan.stacks.map((s) => ({ slices: s.instances.length, sliceSpacingMm: s.sliceSpacingMm, normal: s.normal, issues: s.issues })),
+    issues: plan.issues,
+    excluded: plan.excluded.length,
+  };
+}
+
+/**
+ * The patch classifier over an open session: one forward pass per batch the pipeline hands over, [n, 1, 32, 32, 32]
+ * (NCDHW, manifest input.layout), the first label's score per patch, sigmoid applied when the output is logits.
+ */
+export function sessionClassifier(ortModule: typeof ort, session: ort.InferenceSession, spec: CtRequest['spec']): PatchClassifier {
+  const scoreOut = spec.outputs.find((o) => o.kind === 'probabilities' || o.kind === 'logits');
+  if (!scoreOut) throw new RadnodeError('RN_MODEL_INVALID', 'the CT model manifest declares no probabilities or logits output');
+  return async (patches, n) => {
+    if (n === 0) return new Float32Array(0);
+    const data = patches.length === n * PATCH_VOXELS ? patches : patches.subarray(0, n * PATCH_VOXELS);
+    const out = await session.run({ [spec.input.name]: new ortModule.Tensor('float32', data, [n, 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE]) });
+    const raw = out[scoreOut.name].data as Float32Array;
+    const stride = raw.length / n;
+    if (!Number.isInteger(stride) || stride < 1) throw new RadnodeError('RN_MODEL_INVALID', `output ${scoreOut.name} has ${raw.length} values for ${n} patches`);
+    const probs = new Float32Array(n);
+    for (let i = 0; i < n; i++) probs[i] = scoreOut.kind === 'logits' ? sigmoid(raw[i * stride]) : raw[i * stride];
+    return probs;
+  };
+}
+
+export async function runCt(req: CtRequest, classify: PatchClassifier): Promise<CtReply> {
+  const timings: CtTimings = { select: 0, decode: 0 };
+  let t = now();
+  // One series (the common case): read the files once, pixels and all. Several: headers first, pixels of the chosen.
+  const single = req.series.length === 1;
+  const read = new Map<string, DicomInstance[]>();
+  const facts: CtSeriesFacts[] = [];
+  for (const s of req.series) {
+    const instances = await readSeries(s.paths, single);
+    if (single) read.set(s.seriesInstanceUID, instances);
+    facts.push(factsOf(s.seriesInstanceUID, instances, planVolumes(instances)));
+  }
+  const choice = chooseCtSeries(facts);
+  timings.select = now() - t;
+  if (!choice.chosen) return { kind: 'refused', skipped: choice.skipped, timingsMs: timings };
+  const chosenUid = choice.chosen.seriesInstanceUID;
+
+  t = now();
+  const instances = read.get(chosenUid) ?? (await readSeries(req.series.find((s) => s.seriesInstanceUID === chosenUid)!.paths, true));
+  read.clear();
+  const plan = planVolumes(instances);
+  const volume = await loadVolume(plan.stacks[0]);
+  timings.decode = now() - t;
+
+  const detectNodules = await loadPipeline();
+  const result = await detectNodules(volume, classify, { minProbability: req.minProbability, ...(req.maxCandidates ? { maxCandidates: req.maxCandidates } : {}) });
+  Object.assign(timings, result.timingsMs);
+  if (result.lungVolumeMl < MIN_LUNG_VOLUME_ML) {
+    const reason = NOT_PROCESSED.noLungs;
+    return {
+      kind: 'refused',
+      reason,
+      skipped: [...choice.skipped, { seriesInstanceUID: chosenUid, reason, detail: `lung mask ${Math.round(result.lungVolumeMl)} ml, under ${MIN_LUNG_VOLUME_ML} ml: no lungs in the field of view` }],
+      timingsMs: timings,
+    };
+  }
+  const first = volume.instances[0];
+  return {
+    kind: 'ok',
+    seriesInstanceUID: chosenUid,
+    why: choice.why,
+    skipped: choice.skipped,
+    frameOfReferenceUID: first.header.string('FrameOfReferenceUID') ?? '',
+    rows: volume.rows,
+    columns: volume.columns,
+    pixelSpacingMm: volume.pixelSpacingMm,
+    sliceSpacingMm: volume.sliceSpacingMm,
+    sliceSopInstanceUIDs: volume.instances.map((i) => i.SOPInstanceUID ?? ''),
+    nodules: result.nodules,
+    candidateCount: result.candidateCount,
+    lungVolumeMl: result.lungVolumeMl,
+    timingsMs: timings,
+  };
+}
