@@ -70,3 +70,65 @@ export function insertEllipsoid(v: Volume, centre: Vec3, semiAxesMm: Vec3, hu: n
       }
   return (4 / 3) * Math.PI * semiAxesMm[0] * semiAxesMm[1] * semiAxesMm[2];
 }
+
+/**
+ * Deterministic places of clean parenchyma to insert a nodule into: voxels on a coarse grid whose ball of `radiusMm`
+ * lies wholly in the lung mask with every voxel below −500 HU (no vessel, no wall) and a mean below −750 HU, at least
+ * `minSepMm` apart. Scanned from the middle slice outwards so that the first places are mid-lung.
+ */
+export function cleanLungSpots(v: Volume, mask: Uint8Array, radiusMm: number, count: number, minSepMm = 30): Vec3[] {
+  const [C, R, S] = v.dims;
+  const sp: Vec3 = [v.pixelSpacingMm[1], v.pixelSpacingMm[0], v.sliceSpacingMm];
+  const step = [0, 1, 2].map((a) => Math.max(1, Math.round(7 / sp[a])));
+  const rv = [0, 1, 2].map((a) => Math.ceil(radiusMm / sp[a]));
+  const out: Vec3[] = [];
+  const ks: number[] = [];
+  const mid = Math.floor(S / 2);
+  for (let d = 0; d < S; d += step[2]) {
+    if (mid + d < S - rv[2]) ks.push(mid + d);
+    if (d && mid - d >= rv[2]) ks.push(mid - d);
+  }
+  for (const k of ks)
+    for (let j = rv[1]; j < R - rv[1]; j += step[1])
+      for (let i = rv[0]; i < C - rv[0]; i += step[0]) {
+        if (out.length >= count) return out;
+        if (!mask[(k * R + j) * C + i]) continue;
+        const p: Vec3 = [i, j, k];
+        if (out.some((q) => Math.hypot((q[0] - i) * sp[0], (q[1] - j) * sp[1], (q[2] - k) * sp[2]) < minSepMm)) continue;
+        let ok = true;
+        let sum = 0;
+        let n = 0;
+        for (let c = -rv[2]; c <= rv[2] && ok; c++)
+          for (let b = -rv[1]; b <= rv[1] && ok; b++)
+            for (let a = -rv[0]; a <= rv[0]; a++) {
+              if (Math.hypot(a * sp[0], b * sp[1], c * sp[2]) > radiusMm) continue;
+              const idx = ((k + c) * R + j + b) * C + i + a;
+              if (!mask[idx] || v.voxels[idx] >= -500) {
+                ok = false;
+                break;
+              }
+              sum += v.voxels[idx];
+              n++;
+            }
+        if (ok && sum / n < -750) out.push(p);
+      }
+  return out;
+}
+
+/**
+ * A place on the lateral chest wall for a juxtapleural nodule of radius r: on slice k, along row j, the outermost lung
+ * voxel towards the image edge, moved `r·inset` back into the lung, so that the nodule touches the wall. The nodule
+ * then abuts soft tissue, which is what makes juxtapleural nodules hard for blob filters.
+ */
+export function wallSpot(v: Volume, mask: Uint8Array, k: number, j: number, rMm: number, inset = 0.8): Vec3 | undefined {
+  const [C, R] = v.dims;
+  for (let i = C - 1; i > C / 2; i--) {
+    const idx = (k * R + j) * C + i;
+    if (!mask[idx]) continue;
+    // the lung edge: find where HU rises into the wall
+    let edge = i;
+    while (edge > C / 2 && v.voxels[(k * R + j) * C + edge] > -500) edge--;
+    return [edge - (rMm * inset) / v.pixelSpacingMm[1], j, k];
+  }
+  return undefined;
+}
