@@ -4,6 +4,7 @@
  * a CI run. `npm run bench -- ingest` or `-- decode` runs one group.
  */
 import { cpus } from 'node:os';
+import { benchCt } from './ct.ts';
 import { benchCxr } from './cxr.ts';
 import { benchDecode } from './decode.ts';
 import { benchDimse } from './dimse.ts';
@@ -13,7 +14,7 @@ import { benchViewer } from './viewer.ts';
 import { benchWorklist } from './worklist.ts';
 import { printRows, type BenchRow } from './row.ts';
 
-const groups: Record<string, () => Promise<BenchRow[]>> = { ingest: () => benchIngest(), decode: () => benchDecode(), cxr: () => benchCxr(), mammo: () => benchMammo(), worklist: () => benchWorklist(), viewer: () => benchViewer(), dimse: () => benchDimse() };
+const groups: Record<string, () => Promise<BenchRow[]>> = { ingest: () => benchIngest(), decode: () => benchDecode(), cxr: () => benchCxr(), mammo: () => benchMammo(), ct: () => benchCt(), worklist: () => benchWorklist(), viewer: () => benchViewer(), dimse: () => benchDimse() };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in groups));
 if (unknown.length) {
