@@ -23,9 +23,16 @@ import { isPlace3D, type Place3D } from '../../results/findings.ts';
 import { dciodvfyErrors } from '../../results/test-support/tools.ts';
 import { validateFiles } from '../../results/validate.ts';
 import { NOT_PROCESSED } from '../../workflow/reasons.ts';
-import { CT_CODES } from './index.ts';
+import { CT_CODES, HEATMAP_GRID, keySliceHeatmaps, noduleFinding } from './index.ts';
 import { tinyCtManifest, tinyCtModel } from './test-model.ts';
-import { PATCH_SIZE, PATCH_VOXELS } from './types.ts';
+import { PATCH_SIZE, PATCH_VOXELS, type Nodule } from './types.ts';
+import { patientToVoxel, planVolumes } from '../../dicom/volume.ts';
+import { readHeader } from '../../dicom/instance.ts';
+import type { CtReply } from '../../inference/protocol.ts';
+import { ctxFor, emptyResult, sourceOf } from '../../results/test-support/fixtures.ts';
+import { validateResultObject } from '../../results/validate.ts';
+import { writeResultObjects } from '../../results/write.ts';
+import { readPart10, seq, str } from '../../results/dicom-io.ts';
 
 const HAVE_PIPELINE = existsSync(join(REPO_ROOT, 'src/detectors/ct/pipeline.ts'));
 const SHIPPED = join(REPO_ROOT, 'models/ct-lung-nodule/manifest.json');
@@ -72,6 +79,75 @@ describe('CT patch classifier over an ONNX session', () => {
     expect(probs[2]).toBeGreaterThan(probs[0]);
     await session.release();
   });
+});
+
+/**
+ * The detector's output on the real geometry of LIDC-IDRI-0001, independent of the pipeline: the LUNA16 consensus
+ * nodule (23.4 mm) and a 6 mm nodule 30 mm caudal to it, as the worker would report them, through the SR and SC
+ * writers. Proves the finding shape OHIF hydrates, the codes the SR writer accepts and the one-frame-per-key-slice SC.
+ */
+describe('CT findings and key-slice heatmaps through the result writers (LIDC-IDRI-0001 geometry)', () => {
+  it('writes one TID 1410 group per nodule and an SC with exactly the key slices; radnode validate + dciodvfy clean', async () => {
+    const dir = unpackedFile('ct/lidc/LIDC-IDRI-0001/dicom');
+    const paths = files(dir);
+    const plan = planVolumes(paths.map((f) => readHeader(new Uint8Array(readFileSync(f)))));
+    const stack = plan.stacks[0];
+    const [rowMm, colMm] = stack.pixelSpacingMm;
+    const nodule = (patient: [number, number, number], diameterMm: number, p: number): Nodule => {
+      const v = patientToVoxel(stack.affine, patient);
+      const k = Math.round(v[2]);
+      const half = diameterMm / colMm / 2;
+      const halfShort = (0.8 * diameterMm) / rowMm / 2;
+      return {
+        centreVoxel: v, centrePatient: patient, keySlice: k,
+        longAxis: [[v[0] - half, v[1]], [v[0] + half, v[1]]], shortAxis: [[v[0], v[1] - halfShort], [v[0], v[1] + halfShort]],
+        longMm: diameterMm, shortMm: 0.8 * diameterMm, meanDiameterMm: Math.round(9 * diameterMm) / 10,
+        volumeMm3: (Math.PI / 6) * diameterMm ** 3 * 0.8, type: 'solid', meanHu: 20, voxelCount: 100,
+        probability: p, lungRads: diameterMm >= 15 ? '4B' : '3', fleischner: diameterMm > 8 ? '>8 mm' : '6-8 mm',
+      };
+    };
+    const luna: [number, number, number] = [56.20840547, 86.34341278, -115.8675792];
+    const nodules = [nodule(luna, 23.35, 0.97), nodule([luna[0] - 40, luna[1], luna[2] - 30], 6, 0.71)];
+    const reply: Extract<CtReply, { kind: 'ok' }> = {
+      kind: 'ok', seriesInstanceUID: stack.seriesInstanceUID, why: 'test', skipped: [],
+      frameOfReferenceUID: stack.instances[0].header.string('FrameOfReferenceUID') ?? '',
+      rows: stack.rows, columns: stack.columns, pixelSpacingMm: stack.pixelSpacingMm, sliceSpacingMm: stack.sliceSpacingMm,
+      sliceSopInstanceUIDs: stack.instances.map((i) => i.SOPInstanceUID ?? ''),
+      nodules, candidateCount: 2, lungVolumeMl: 5000, timingsMs: { select: 1, decode: 1 },
+    };
+    const findings = nodules.map((n, i) => noduleFinding(n, reply, i, 'ct', ['study', 'series', 'sha']));
+    const heatmaps = keySliceHeatmaps(nodules, reply);
+    expect(heatmaps).toHaveLength(2);
+    expect(heatmaps.map((h) => h.sopInstanceUID)).toEqual([...new Set(nodules.map((n) => reply.sliceSopInstanceUIDs[n.keySlice]))].sort((a, b) => reply.sliceSopInstanceUIDs.indexOf(a) - reply.sliceSopInstanceUIDs.indexOf(b)));
+    // The heatmap peaks at the nodule centre with its probability.
+    const h0 = heatmaps.find((h) => h.sopInstanceUID === reply.sliceSopInstanceUIDs[nodules[0].keySlice])!;
+    const cx = Math.floor((nodules[0].centreVoxel[0] / stack.columns) * HEATMAP_GRID);
+    const cy = Math.floor((nodules[0].centreVoxel[1] / stack.rows) * HEATMAP_GRID);
+    expect(h0.values[cy * HEATMAP_GRID + cx]).toBeGreaterThan(0.9);
+    expect(Math.max(...h0.values)).toBeLessThanOrEqual(0.97 + 1e-6);
+
+    const sources = paths.map(sourceOf);
+    const study = stack.instances[0].StudyInstanceUID ?? '';
+    const result = emptyResult(study, [stack.seriesInstanceUID], { findings, heatmaps, studyScore: 0.97, priority: 'urgent' });
+    const objects = await writeResultObjects(result, sources, ctxFor('ct-writer'));
+    expect(objects.map((o) => o.kind)).toEqual(['sr', 'heatmap-sc']);
+    for (const o of objects) expect((await validateResultObject(o.bytes)).errors, o.kind).toEqual([]);
+    const sc = readPart10(objects[1].bytes).dataset;
+    expect(Number(str(sc, 'NumberOfFrames'))).toBe(2);
+    expect(seq(sc, 'SourceImageSequence').map((i) => str(i, 'ReferencedSOPInstanceUID')).sort()).toEqual(heatmaps.map((h) => h.sopInstanceUID).sort());
+    // The SR: two groups whose long axis (written by the SR writer from the key image points) is the nodule's.
+    const root = readPart10(objects[0].bytes).dataset;
+    const measurements = seq(root, 'ContentSequence').find((i) => seq(i, 'ConceptNameCodeSequence')[0]?.CodeValue === '126010')!;
+    const groups = seq(measurements, 'ContentSequence');
+    expect(groups).toHaveLength(2);
+    const num = (g: (typeof groups)[number], code: string) => {
+      const item = seq(g, 'ContentSequence').find((i) => seq(i, 'ConceptNameCodeSequence')[0]?.CodeValue === code);
+      return item ? Number(str(seq(item, 'MeasuredValueSequence')[0], 'NumericValue')) : NaN;
+    };
+    expect(num(groups[0], '103339001')).toBeCloseTo(23.35, 0);
+    expect(num(groups[0], CT_CODES.meanDiameter.value)).toBeCloseTo(21.0, 1);
+    expect(num(groups[1], CT_CODES.volume.value)).toBe(Math.round((Math.PI / 6) * 216 * 0.8));
+  }, 120_000);
 });
 
 describe('the ct request in the inference worker', () => {
