@@ -10,7 +10,9 @@
  *   decode floor a native toolkit pays, process start included);
  * - peak resident memory of this process across the runs (process.resourceUsage().maxRSS, a high-water mark that
  *   covers the inference worker too: worker threads share the process), beside the 2 GiB goal and the volume's
- *   own size (261 × 512² × int16).
+ *   own size (261 × 512² × int16);
+ * - the classifier on one batch of 64 patches [64,1,32,32,32]: onnxruntime (as the worker runs it) vs torch CPU on
+ *   the same network (models/ct/train.py NoduleNet, untrained weights: the cost does not depend on them), 2 threads.
  *
  * Without models/ct (the trained model), the group runs the throw-away graph of src/detectors/ct/test-model.ts and
  * says so in every note: the stage times then hold (the classifier is a few ms either way) but the nodules do not.
@@ -18,7 +20,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { analyze } from '../src/analyze.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { tinyCtManifest, tinyCtModel } from '../src/detectors/ct/test-model.ts';
@@ -29,6 +32,42 @@ import type { BenchRow } from './row.ts';
 const GOAL_MS = 60_000;
 const GOAL_MIB = 2048;
 const STAGES = ['select', 'decode', 'lungMask', 'candidates', 'patches', 'classify', 'measure', 'postprocess', 'write'];
+
+const BATCH = 64;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function ortBatchMs(modelPath: string): Promise<number> {
+  const session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'], intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const x = new ort.Tensor('float32', new Float32Array(BATCH * 32 ** 3).map((_, i) => (i % 97) / 97), [BATCH, 1, 32, 32, 32]);
+  const ts: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t = performance.now();
+    await session.run({ [session.inputNames[0]]: x });
+    ts.push(performance.now() - t);
+  }
+  await session.release();
+  return median(ts.slice(2));
+}
+
+function torchBatchMs(): number | null {
+  const script = `
+import sys, time, json, torch
+sys.path.insert(0, ${JSON.stringify(resolve(REPO_ROOT, 'models/ct'))})
+import train
+torch.set_num_threads(2)
+m = train.Exported(train.NoduleNet()).eval()
+x = torch.rand(${BATCH}, 1, 32, 32, 32)
+ts = []
+with torch.no_grad():
+    for i in range(7):
+        t = time.perf_counter(); m(x); ts.append((time.perf_counter() - t) * 1000)
+ts = sorted(ts[2:])
+print(json.dumps(ts[len(ts) // 2]))
+`;
+  const r = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) return null;
+  return Number(r.stdout.trim().split('\n').pop());
+}
 
 function dcmtkDecodeMs(files: string[]): number {
   const dir = mkdtempSync(join(tmpdir(), 'rn-bench-ct-dcmtk-'));
@@ -78,6 +117,11 @@ export async function benchCt(): Promise<BenchRow[]> {
   rows.push({ name: 'ct decode vs dcmtk dcm2pnm', radnode: decode, reference: dcmtk, unit: 'ms', ratio: decode / dcmtk, note: 'radnode: read + decode + rescale into one volume (worker); dcmtk: dcm2pnm per slice to 16-bit PGM, process start included' });
   const peakMib = process.resourceUsage().maxRSS / 1024;
   rows.push({ name: 'ct peak RSS (bench process + worker)', radnode: peakMib, reference: GOAL_MIB, unit: 'MiB', ratio: peakMib / GOAL_MIB, note: 'maxRSS high-water mark over both runs; reference: goal < 2 GiB' });
+  if (shipped) {
+    const ortMs = await ortBatchMs(join(REPO_ROOT, 'models/ct/model.onnx'));
+    const torchMs = existsSync(join(REPO_ROOT, 'models/ct/train.py')) ? torchBatchMs() : null;
+    rows.push({ name: `ct classify ${BATCH} patches onnxruntime vs torch`, radnode: ortMs, reference: torchMs ?? NaN, unit: 'ms', ratio: torchMs ? ortMs / torchMs : NaN, note: torchMs ? 'torch CPU, same network (train.py NoduleNet), 2 threads' : 'torch or models/ct/train.py not available to /usr/bin/python3' });
+  }
   const volumeMib = (files.length * 512 * 512 * 2) / 1024 / 1024;
   rows.push({ name: 'ct peak RSS vs the volume itself', radnode: peakMib, reference: volumeMib, unit: 'MiB', ratio: peakMib / volumeMib, note: 'reference: 261 × 512² int16' });
   return rows;
