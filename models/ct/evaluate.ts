@@ -3,7 +3,7 @@
  *
  *   npx tsx models/ct/evaluate.ts --detections D.csv --annotations A.csv --excluded E.csv
  *       [--scans N | --seriesuids S.csv] [--min-diameter MM] [--max-diameter MM] [--where col=value]...
- *       [--bootstrap 1000] [--json] [--out result.json]
+ *       [--bootstrap 1000] [--diameter-column COL] [--json] [--out result.json]
  *
  * D.csv: seriesuid,coordX,coordY,coordZ,probability[,diameter_mm] (patient LPS mm, the DICOM / ITK world frame).
  * A.csv, E.csv: LUNA16 annotations.csv / annotations_excluded.csv (extra columns, e.g. type or placement of inserted
@@ -25,12 +25,14 @@ type Args = {
   maxDiameter?: number;
   where: [string, string][];
   bootstrap: number;
+  /** Annotation column holding the size the detector's diameter is compared with (default diameter_mm). */
+  diameterColumn?: string;
   json: boolean;
   out?: string;
 };
 
 function usage(msg: string): never {
-  process.stderr.write(`${msg}\nusage: npx tsx models/ct/evaluate.ts --detections D.csv --annotations A.csv [--excluded E.csv] [--scans N | --seriesuids S.csv] [--min-diameter MM] [--max-diameter MM] [--where col=value] [--bootstrap N] [--json] [--out FILE]\n`);
+  process.stderr.write(`${msg}\nusage: npx tsx models/ct/evaluate.ts --detections D.csv --annotations A.csv [--excluded E.csv] [--scans N | --seriesuids S.csv] [--min-diameter MM] [--max-diameter MM] [--where col=value] [--bootstrap N] [--diameter-column COL] [--json] [--out FILE]\n`);
   process.exit(2);
 }
 
@@ -56,6 +58,7 @@ export function parseArgs(argv: string[]): Args {
     else if (k === '--min-diameter') a.minDiameter = n();
     else if (k === '--max-diameter') a.maxDiameter = n();
     else if (k === '--bootstrap') a.bootstrap = n();
+    else if (k === '--diameter-column') a.diameterColumn = v();
     else if (k === '--where') {
       const [col, ...rest] = v().split('=');
       if (rest.length === 0) usage('--where needs col=value');
@@ -86,7 +89,9 @@ export function runEvaluation(args: Args): FrocResult {
     // Scans without any mark or detection still count in the FP-per-scan divisor.
     scans = [...seen, ...Array.from({ length: args.scans - seen.length }, (_, i) => `(scan without marks ${i + 1})`)];
   } else scans = seen;
-  return evaluateFroc(detections, included, excluded, { scans, bootstrap: args.bootstrap });
+  const col = args.diameterColumn;
+  const referenceDiameter = col && col !== 'diameter_mm' ? (x: Annotation): number => Number(x.attrs?.[col]) : undefined;
+  return evaluateFroc(detections, included, excluded, { scans, bootstrap: args.bootstrap, referenceDiameter });
 }
 
 function readCsvRecordsOrLines(text: string): string[] {

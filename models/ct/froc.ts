@@ -27,6 +27,8 @@ export type FrocOptions = {
   /** Bootstrap resamples of the scans; 0 = none. */
   bootstrap?: number;
   seed?: number;
+  /** The reference size a hit's diameter is compared with (default the annotation's diameter_mm, which sets the hit radius). */
+  referenceDiameter?: (a: Annotation) => number;
 };
 
 export type NoduleOutcome = { annotation: Annotation; hit?: Detection };
@@ -188,7 +190,8 @@ export function evaluateFroc(detections: Detection[], included: Annotation[], ex
   }
 
   const sized = outcomes.filter((o) => o.hit?.diameterMm !== undefined && Number.isFinite(o.hit.diameterMm));
-  const errs = sized.map((o) => (o.hit?.diameterMm ?? 0) - o.annotation.diameterMm);
+  const ref = options.referenceDiameter ?? ((a: Annotation) => a.diameterMm);
+  const errs = sized.map((o) => (o.hit?.diameterMm ?? 0) - ref(o.annotation));
   return {
     scans: options.scans.length,
     nodules: included.filter((a) => options.scans.includes(a.seriesuid)).length,

@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+"""Train the radnode CT nodule false-positive-reduction model (issue 7 item 3) and export it to ONNX.
+
+Run with the Debian interpreter (CPU only, no downloads, no pretrained weights), after models/ct/dump.ts wrote the
+patches to .cache/ct-train/:
+
+    /usr/bin/python3 models/ct/train.py --train LIDC-IDRI-0001 --out .cache/ct-models/A.onnx    # fold A
+    /usr/bin/python3 models/ct/train.py --train LIDC-IDRI-0002 --out .cache/ct-models/B.onnx    # fold B
+    /usr/bin/python3 models/ct/train.py --train LIDC-IDRI-0001,LIDC-IDRI-0002 --out models/ct/model.onnx  # shipped
+
+The whole reproducible run, with the cross-volume evaluation that sets the operating points, is
+`npx tsx models/ct/crossval.ts` (it calls dump.ts and this script); this script only trains and exports.
+
+Input: patches cut by src/detectors/ct/patch.ts (the pipeline's own code), float32 [N,1,32,32,32], 1 mm voxels,
+axes (z, y, x); the patch's intensity mapping is patch.ts's and is described in manifest.json. Output "probability"
+[N,1] = sigmoid(logit), inside the graph.
+
+Network: four 3x3x3 conv + BN + ReLU blocks (16, 32, 64, 64 channels; max-pool between), global average pool,
+dropout, one linear unit: ~0.2 M parameters, ~100 patches/s training on 2 cores.
+Augmentation: flips on all three axes, in-plane 90-degree rotations, +/-0.5 mm-scale shifts (one voxel), mild noise.
+Loss: BCE with positives weighted to balance the classes.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
+TRAIN_DIR = os.path.join(REPO, '.cache', 'ct-train')
+P = 32
+SEED = 20261124
+
+
+def load(cases, seeds=None):
+    xs, ys, metas = [], [], []
+    for js in sorted(glob.glob(os.path.join(TRAIN_DIR, '*.json'))):
+        info = json.load(open(js))
+        if info['case'] not in cases or (seeds is not None and info['seed'] not in seeds):
+            continue
+        x = np.fromfile(js[:-5] + '.bin', dtype=np.float32).reshape(-1, 1, P, P, P)
+        assert x.shape[0] == len(info['meta']), js
+        xs.append(x)
+        ys.append(np.array([m['label'] for m in info['meta']], dtype=np.float32))
+        metas += [dict(m, case=info['case'], seed=info['seed']) for m in info['meta']]
+    if not xs:
+        sys.exit(f'no training patches for {cases} in {TRAIN_DIR}: run npx tsx models/ct/dump.ts first')
+    return np.concatenate(xs), np.concatenate(ys), metas
+
+
+def block(i, o):
+    return nn.Sequential(nn.Conv3d(i, o, 3, padding=1, bias=False), nn.BatchNorm3d(o), nn.ReLU(inplace=True))
+
+
+class NoduleNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(block(1, 16), nn.MaxPool3d(2), block(16, 32), nn.MaxPool3d(2),
+                                      block(32, 64), nn.MaxPool3d(2), block(64, 64), nn.AdaptiveAvgPool3d(1),
+                                      nn.Flatten())
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(64, 1)
+
+    def forward(self, x):
+        return self.fc(self.drop(self.features(x)))
+
+
+class Exported(nn.Module):
+    """The graph radnode runs: probability = sigmoid(logit), [N,1]."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, patches):
+        return torch.sigmoid(self.net(patches))
+
+
+def augment(x, gen):
+    # x: [B,1,Z,Y,X]; one random transform per batch half keeps it cheap and still varied
+    out = []
+    for part in torch.chunk(x, 2):
+        if torch.rand(1, generator=gen).item() < 0.5:
+            part = torch.flip(part, dims=[4])
+        if torch.rand(1, generator=gen).item() < 0.5:
+            part = torch.flip(part, dims=[3])
+        if torch.rand(1, generator=gen).item() < 0.5:
+            part = torch.flip(part, dims=[2])
+        k = int(torch.randint(0, 4, (1,), generator=gen).item())
+        part = torch.rot90(part, k, dims=[3, 4])
+        s = torch.randint(-1, 2, (3,), generator=gen).tolist()
+        part = torch.roll(part, shifts=s, dims=[2, 3, 4])
+        part = part + 0.02 * torch.randn(part.shape, generator=gen)
+        out.append(part)
+    return torch.cat(out)
+
+
+def auc(y, p):
+    order = np.argsort(-p)
+    y = y[order]
+    pos = y.sum()
+    neg = len(y) - pos
+    if pos == 0 or neg == 0:
+        return float('nan')
+    tp = np.cumsum(y)
+    return float(((1 - y) * tp).sum() / (pos * neg))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--train', required=True, help='comma-separated case names (LIDC-IDRI-0001,...)')
+    ap.add_argument('--out', required=True, help='ONNX output path')
+    ap.add_argument('--epochs', type=int, default=14)
+    ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--monitor-seed', type=int, default=None,
+                    help='hold this seed out of training and print its AUC per epoch (a sanity monitor, not a test)')
+    args = ap.parse_args()
+    torch.manual_seed(SEED)
+    np.random.seed(SEED)
+    torch.set_num_threads(args.threads)
+    cases = args.train.split(',')
+    x, y, metas = load(cases)
+    n_pos = int(y.sum())
+    print(f'{len(y)} patches from {cases}: {n_pos} positive, {len(y) - n_pos} negative', flush=True)
+    # An optional monitoring split (a whole seed of the training cases; never reported as held-out).
+    mon = np.array([m['seed'] == args.monitor_seed for m in metas])
+    xt, yt = torch.from_numpy(x[~mon]), torch.from_numpy(y[~mon])
+    xm, ym = torch.from_numpy(x[mon]), y[mon]
+    net = NoduleNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    steps = args.epochs * ((len(yt) + args.batch - 1) // args.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
+    pos_weight = torch.tensor([(len(yt) - yt.sum().item()) / max(1.0, yt.sum().item())])
+    gen = torch.Generator().manual_seed(SEED)
+    t0 = time.time()
+    history = []
+    for ep in range(args.epochs):
+        net.train()
+        perm = torch.randperm(len(yt), generator=gen)
+        total = 0.0
+        for b in range(0, len(yt), args.batch):
+            idx = perm[b:b + args.batch]
+            xb = augment(xt[idx], gen)
+            loss = F.binary_cross_entropy_with_logits(net(xb).squeeze(1), yt[idx], pos_weight=pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        line = {'epoch': ep + 1, 'loss': total / len(yt), 'seconds': round(time.time() - t0, 1)}
+        if mon.any():
+            net.eval()
+            with torch.no_grad():
+                pm = torch.cat([torch.sigmoid(net(xm[i:i + 128])).squeeze(1) for i in range(0, len(xm), 128)]).numpy()
+            line['monitorAuc'] = auc(ym, pm)
+        history.append(line)
+        print(json.dumps(line), flush=True)
+    net.eval()
+    exp = Exported(net).eval()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    dummy = torch.zeros(2, 1, P, P, P)
+    torch.onnx.export(exp, dummy, args.out, input_names=['patches'], output_names=['probability'],
+                      dynamic_axes={'patches': {0: 'batch'}, 'probability': {0: 'batch'}}, opset_version=13,
+                      do_constant_folding=True)
+    info = {'train': cases, 'patches': int(len(y)), 'positives': n_pos, 'monitorSeed': args.monitor_seed,
+            'epochs': args.epochs, 'history': history, 'parameters': sum(p.numel() for p in net.parameters()),
+            'trainSeconds': round(time.time() - t0, 1), 'torch': torch.__version__}
+    json.dump(info, open(args.out[:-5] + '.train.json', 'w'), indent=1)
+    print(f'wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB) in {time.time() - t0:.0f} s', flush=True)
+
+
+if __name__ == '__main__':
+    main()
