@@ -42,10 +42,17 @@ export function cloneVolume(v: Volume): Volume {
 /**
  * Writes an ellipsoid nodule (semi-axes in mm along column, row and slice) of density `hu` into the volume,
  * anti-aliased: each voxel gets the fraction of its footprint inside the ellipsoid (4×4×4 sub-samples), mixed with the
- * tissue already there, which is what the scanner's partial-volume effect does to a real nodule's rim.
+ * tissue already there, which is what the scanner's partial-volume effect does to a real nodule's rim. `noiseHu` adds
+ * deterministic Gaussian noise of that SD to the nodule's density (a real nodule is not flat).
  * Returns the exact ellipsoid volume in mm³.
  */
-export function insertEllipsoid(v: Volume, centre: Vec3, semiAxesMm: Vec3, hu: number): number {
+export function insertEllipsoid(v: Volume, centre: Vec3, semiAxesMm: Vec3, hu: number, noiseHu = 0, seed = 1): number {
+  let state = seed >>> 0 || 1;
+  const uniform = (): number => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return (state + 0.5) / 4294967296;
+  };
+  const gauss = (): number => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
   const [C, R, S] = v.dims;
   const sp: Vec3 = [v.pixelSpacingMm[1], v.pixelSpacingMm[0], v.sliceSpacingMm];
   const lo = [0, 1, 2].map((a) => Math.max(0, Math.floor(centre[a] - semiAxesMm[a] / sp[a] - 1)));
@@ -66,7 +73,7 @@ export function insertEllipsoid(v: Volume, centre: Vec3, semiAxesMm: Vec3, hu: n
         if (!inside) continue;
         const w = inside / sub ** 3;
         const idx = (k * R + j) * C + i;
-        v.voxels[idx] = Math.round((1 - w) * v.voxels[idx] + w * hu);
+        v.voxels[idx] = Math.round((1 - w) * v.voxels[idx] + w * (hu + (noiseHu ? noiseHu * gauss() : 0)));
       }
   return (4 / 3) * Math.PI * semiAxesMm[0] * semiAxesMm[1] * semiAxesMm[2];
 }

@@ -1,0 +1,384 @@
+import { voxelToPatient, type Vec3, type Volume } from '../../dicom/volume.ts';
+import { gaussianBlur } from './candidates.ts';
+import { components3D, dilate, open, type Grid } from './morphology.ts';
+import type { LungMask, NoduleMeasurement, NoduleType } from './types.ts';
+
+/**
+ * Nodule segmentation and measurement (issue 7, item 4), on the volume's own voxels in a box around the candidate.
+ *
+ * Thresholds are half-way between the local lung background and the nodule's own density (a blurred edge crosses
+ * half its contrast where the true edge is, so half-maximum boundaries give unbiased sizes whatever the scanner's
+ * sharpness):
+ * - background = median HU of the lung-mask voxels in the outer 3 mm shell of the search sphere (clamped to
+ *   −950..−700), so a dependent or emphysematous lung moves it;
+ * - the whole lesion: a region grow from the centre over HU ≥ T_low = background + ½·(min(core, −550) − background),
+ *   core = 90th percentile within 1–3 mm of the centre: a ground-glass lesion at its half maximum, a solid one with
+ *   its partial-volume halo;
+ * - the solid component: where the lesion's 90th percentile reaches −300 HU, a grow over HU ≥ T_solid = background +
+ *   ½·(min(peak, 100) − background) from the densest voxel near the centre;
+ * - both grows are 6-connected, inside the lung mask (so a juxtapleural nodule stops at the chest wall), inside the
+ *   search sphere, then opened with a ball of 0.3 × the lesion's radius (0.7–3 mm) and cut to the component holding
+ *   the seed: vessels thinner than the ball come off. The sphere grows ×1.5 (up to 30 mm) while the lesion fills its
+ *   outer shell.
+ * Type: no solid component → ground-glass; a lesion that is its solid component plus the blur halo (what lies beyond
+ * 1.5 mm, or ¾ of a slice, of the solid part is under 30 % of the solid volume) → solid, measured on the solid
+ * component; otherwise part-solid, measured on the whole lesion with the solid component's own mean diameter.
+ * Sizes: key slice = the axial slice of largest area; long axis = the largest in-plane distance between two pixels
+ * (max Feret, pixel centres plus one pixel: the pixels' own extent); short axis = the longest chord perpendicular to
+ * it; mean diameter = (long + short)/2 rounded to 0.1 mm; volume = voxel count × voxel volume, corrected for the
+ * partial volume of the border voxels (pvVolumeMm3).
+ */
+
+export type MeasureOptions = {
+  /** Start radius of the search sphere, mm (default from the candidate scale). */
+  searchRadiusMm?: number;
+  /** σ (mm) of the Gaussian that smooths the box before thresholding: noise and the bubbles of ground glass. */
+  smoothMm?: number;
+};
+
+type Box = { i0: number; j0: number; k0: number; nx: number; ny: number; nz: number; sx: number; sy: number; sz: number; c: Vec3 };
+
+function percentile(values: number[], q: number): number {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1))))];
+}
+
+/** 6-connected grow over local voxels with allowed[p] && hu[p] ≥ t, from seed. */
+function grow(hu: Float32Array, allowed: Uint8Array, b: Box, seed: number, t: number): Uint8Array {
+  const n = b.nx * b.ny * b.nz;
+  const out = new Uint8Array(n);
+  if (!allowed[seed] || hu[seed] < t) return out;
+  const q = new Int32Array(n);
+  const plane = b.nx * b.ny;
+  let head = 0;
+  let tail = 0;
+  q[tail++] = seed;
+  out[seed] = 1;
+  while (head < tail) {
+    const p = q[head++];
+    const x = p % b.nx;
+    const y = ((p - x) / b.nx) % b.ny;
+    const z = (p - x - y * b.nx) / plane;
+    const nb = [x > 0 ? p - 1 : -1, x < b.nx - 1 ? p + 1 : -1, y > 0 ? p - b.nx : -1, y < b.ny - 1 ? p + b.nx : -1, z > 0 ? p - plane : -1, z < b.nz - 1 ? p + plane : -1];
+    for (const r of nb) if (r >= 0 && !out[r] && allowed[r] && hu[r] >= t) (out[r] = 1), (q[tail++] = r);
+  }
+  return out;
+}
+
+const count = (m: Uint8Array): number => {
+  let c = 0;
+  for (let i = 0; i < m.length; i++) c += m[i];
+  return c;
+};
+
+/** Opening by a ball of radius ρ mm, then the 6-connected component that holds the seed (or the largest). */
+function openKeep(m: Uint8Array, b: Box, rho: number, seed: number): Uint8Array {
+  const g: Grid = { nx: b.nx, ny: b.ny, nz: b.nz, sx: b.sx, sy: b.sy, sz: b.sz };
+  let o = open(m, g, rho);
+  if (!count(o)) o = m; // too small to survive the opening: keep the grow as it is
+  const { labels, sizes } = components3D(o, b.nx, b.ny, b.nz);
+  let keep = labels[seed];
+  if (!keep) {
+    // the seed was shaved off: the component nearest the seed
+    let best = Infinity;
+    const sx = seed % b.nx;
+    const sy = Math.floor(seed / b.nx) % b.ny;
+    const sz = Math.floor(seed / (b.nx * b.ny));
+    for (let p = 0; p < labels.length; p++) {
+      if (!labels[p]) continue;
+      const x = p % b.nx;
+      const y = Math.floor(p / b.nx) % b.ny;
+      const z = Math.floor(p / (b.nx * b.ny));
+      const d = ((x - sx) * b.sx) ** 2 + ((y - sy) * b.sy) ** 2 + ((z - sz) * b.sz) ** 2;
+      if (d < best) (best = d), (keep = labels[p]);
+    }
+  }
+  const out = new Uint8Array(m.length);
+  if (!keep || !sizes[keep]) return out;
+  for (let p = 0; p < out.length; p++) out[p] = labels[p] === keep ? 1 : 0;
+  return out;
+}
+
+type Axes = { keySlice: number; longMm: number; shortMm: number; longAxis: [[number, number], [number, number]]; shortAxis: [[number, number], [number, number]] };
+
+/** Long and short axis on the slice of largest area (see the module comment), end points in volume pixels. */
+function axes(m: Uint8Array, b: Box): Axes | undefined {
+  const plane = b.nx * b.ny;
+  let bestZ = -1;
+  let bestA = 0;
+  for (let z = 0; z < b.nz; z++) {
+    let a = 0;
+    for (let p = z * plane; p < (z + 1) * plane; p++) a += m[p];
+    if (a > bestA) (bestA = a), (bestZ = z);
+  }
+  if (bestZ < 0) return undefined;
+  const off = bestZ * plane;
+  const xs: number[] = [];
+  const ys: number[] = [];
+  const bx: number[] = [];
+  const by: number[] = [];
+  for (let y = 0; y < b.ny; y++)
+    for (let x = 0; x < b.nx; x++) {
+      const p = off + y * b.nx + x;
+      if (!m[p]) continue;
+      xs.push(x * b.sx);
+      ys.push(y * b.sy);
+      const edge = x === 0 || y === 0 || x === b.nx - 1 || y === b.ny - 1 || !m[p - 1] || !m[p + 1] || !m[p - b.nx] || !m[p + b.nx];
+      if (edge) (bx.push(x * b.sx), by.push(y * b.sy));
+    }
+  // max Feret over the boundary pixels
+  let best = -1;
+  let pa = 0;
+  let pb = 0;
+  for (let u = 0; u < bx.length; u++)
+    for (let w = u + 1; w < bx.length; w++) {
+      const d = (bx[u] - bx[w]) ** 2 + (by[u] - by[w]) ** 2;
+      if (d > best) (best = d), (pa = u), (pb = w);
+    }
+  const px = Math.sqrt(b.sx * b.sy);
+  let ux = 1;
+  let uy = 0;
+  let longCentres = 0;
+  if (bx.length >= 2 && best > 0) {
+    longCentres = Math.sqrt(best);
+    ux = (bx[pb] - bx[pa]) / longCentres;
+    uy = (by[pb] - by[pa]) / longCentres;
+  } else pb = pa;
+  const longMm = longCentres + px;
+  // the longest chord perpendicular to it: pixels binned by their position along the long axis (half-pixel bins)
+  const vx = -uy;
+  const vy = ux;
+  const bins = new Map<number, { lo: number; hi: number; t: number; ilo: number; ihi: number }>();
+  const binW = px / 2;
+  for (let q = 0; q < xs.length; q++) {
+    const t = xs[q] * ux + ys[q] * uy;
+    const s = xs[q] * vx + ys[q] * vy;
+    const key = Math.round(t / binW);
+    const e = bins.get(key);
+    if (!e) bins.set(key, { lo: s, hi: s, t, ilo: q, ihi: q });
+    else {
+      if (s < e.lo) (e.lo = s), (e.ilo = q);
+      if (s > e.hi) (e.hi = s), (e.ihi = q);
+    }
+  }
+  let shortCentres = 0;
+  let chord = { lo: 0, hi: 0, t: 0, ilo: 0, ihi: 0 };
+  for (const e of bins.values())
+    if (e.hi - e.lo > shortCentres) {
+      shortCentres = e.hi - e.lo;
+      chord = e;
+    }
+  const shortMm = Math.min(longMm, shortCentres + px);
+  const toPixel = (xMm: number, yMm: number): [number, number] => [b.i0 + xMm / b.sx, b.j0 + yMm / b.sy];
+  const h = px / 2;
+  const longAxis: Axes['longAxis'] = [toPixel(bx[pa] - ux * h, by[pa] - uy * h), toPixel(bx[pb] + ux * h, by[pb] + uy * h)];
+  // the short axis drawn on the chord's own line, centred on the long-axis position of its bin
+  const tMid = chord.t;
+  const sLo = chord.lo - h;
+  const sHi = chord.hi + h;
+  const shortAxis: Axes['shortAxis'] = [toPixel(tMid * ux + sLo * vx, tMid * uy + sLo * vy), toPixel(tMid * ux + sHi * vx, tMid * uy + sHi * vy)];
+  return { keySlice: b.k0 + bestZ, longMm, shortMm, longAxis, shortAxis };
+}
+
+
+/**
+ * Volume with partial-volume correction: voxels inside the region whose six neighbours are all inside count whole;
+ * the region's border voxels and the ring just outside it (inside the lung) count the fraction
+ * (HU − background)/(density − background), clipped to 0..1, of nodule they hold. With 2.5 mm slices a 5 mm nodule
+ * is two or three slices, and counting whole voxels errs by a third of its volume depending on where the slices cut it.
+ */
+function pvVolumeMm3(region: Uint8Array, hu: Float32Array, allowed: Uint8Array, b: Box, bg: number, density: number): number {
+  const plane = b.nx * b.ny;
+  const span = Math.max(1, density - bg);
+  let sum = 0;
+  const n = region.length;
+  for (let p = 0; p < n; p++) {
+    const x = p % b.nx;
+    const y = ((p - x) / b.nx) % b.ny;
+    const z = (p - x - y * b.nx) / plane;
+    const nb = [x > 0 ? p - 1 : -1, x < b.nx - 1 ? p + 1 : -1, y > 0 ? p - b.nx : -1, y < b.ny - 1 ? p + b.nx : -1, z > 0 ? p - plane : -1, z < b.nz - 1 ? p + plane : -1];
+    if (region[p]) {
+      if (nb.every((q) => q >= 0 && region[q])) sum += 1;
+      else sum += Math.min(1, Math.max(0, (hu[p] - bg) / span));
+    } else if (allowed[p] && nb.some((q) => q >= 0 && region[q])) sum += Math.min(1, Math.max(0, (hu[p] - bg) / span));
+  }
+  return sum * b.sx * b.sy * b.sz;
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+export function measureNodule(volume: Volume, mask: LungMask, centreVoxel: Vec3, scaleMm?: number, options: MeasureOptions = {}): NoduleMeasurement | undefined {
+  const [C, R, S] = volume.dims;
+  const sx = volume.pixelSpacingMm[1];
+  const sy = volume.pixelSpacingMm[0];
+  const sz = volume.sliceSpacingMm || 1;
+  let radius = options.searchRadiusMm ?? Math.min(22, Math.max(8, 0.9 * (scaleMm ?? 10) + 4));
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const r = measureWithin(volume, mask, centreVoxel, radius, [sx, sy, sz], [C, R, S], options.smoothMm ?? 0.7);
+    if (r === 'grow' && radius < 30) {
+      radius = Math.min(30, radius * 1.5);
+      continue;
+    }
+    return r === 'grow' ? undefined : r;
+  }
+  return undefined;
+}
+
+function measureWithin(
+  volume: Volume,
+  mask: LungMask,
+  centre: Vec3,
+  radius: number,
+  [sx, sy, sz]: [number, number, number],
+  [C, R, S]: [number, number, number],
+  smoothMm: number,
+): NoduleMeasurement | undefined | 'grow' {
+  const ci = Math.round(centre[0]);
+  const cj = Math.round(centre[1]);
+  const ck = Math.round(centre[2]);
+  if (ci < 0 || cj < 0 || ck < 0 || ci >= C || cj >= R || ck >= S) return undefined;
+  const ri = Math.ceil(radius / sx);
+  const rj = Math.ceil(radius / sy);
+  const rk = Math.ceil(radius / sz);
+  const i0 = Math.max(0, ci - ri);
+  const j0 = Math.max(0, cj - rj);
+  const k0 = Math.max(0, ck - rk);
+  const b: Box = { i0, j0, k0, nx: Math.min(C - 1, ci + ri) - i0 + 1, ny: Math.min(R - 1, cj + rj) - j0 + 1, nz: Math.min(S - 1, ck + rk) - k0 + 1, sx, sy, sz, c: centre };
+  const n = b.nx * b.ny * b.nz;
+  const hu = new Float32Array(n);
+  const allowed = new Uint8Array(n);
+  const dist = new Float32Array(n);
+  const shell: number[] = [];
+  for (let z = 0; z < b.nz; z++)
+    for (let y = 0; y < b.ny; y++)
+      for (let x = 0; x < b.nx; x++) {
+        const p = (z * b.ny + y) * b.nx + x;
+        const g = ((k0 + z) * R + j0 + y) * C + i0 + x;
+        hu[p] = volume.voxels[g];
+        const d = Math.hypot((i0 + x - centre[0]) * sx, (j0 + y - centre[1]) * sy, (k0 + z - centre[2]) * sz);
+        dist[p] = d;
+        const inLung = mask.mask[g] === 1;
+        allowed[p] = inLung && d <= radius ? 1 : 0;
+        if (inLung && d <= radius && d > radius - 3) shell.push(hu[p]);
+      }
+  // the whole-lesion grow runs on a lightly smoothed copy (noise, the bubbly texture of ground glass); the core,
+  // the solid component and every reported density use the raw HU
+  const huS = hu.slice();
+  if (smoothMm > 0) gaussianBlur(huS, b, smoothMm, new Float32Array(n));
+  const bg = Math.min(-700, Math.max(-950, shell.length >= 20 ? percentile(shell, 0.5) : -850));
+
+  // the core: the 90th percentile within 1–3 mm of the centre; the seed: the densest voxel within 1.5 mm
+  const coreR = Math.min(3, Math.max(1.2, 0.15 * radius));
+  const coreVals: number[] = [];
+  const coreValsS: number[] = [];
+  let seed = -1;
+  for (let p = 0; p < n; p++) {
+    if (dist[p] > coreR) continue;
+    coreVals.push(hu[p]);
+    coreValsS.push(huS[p]);
+    if (dist[p] <= 1.5 && allowed[p] && (seed < 0 || hu[p] > hu[seed])) seed = p;
+  }
+  if (seed < 0) return undefined;
+  const core = percentile(coreVals, 0.9);
+  const coreS = percentile(coreValsS, 0.9);
+  if (core - bg < 100) return undefined;
+  const tLow = bg + 0.5 * (Math.min(coreS, -550) - bg);
+  let low = grow(huS, allowed, b, seed, tLow);
+  let lowCount = count(low);
+  if (!lowCount) return undefined;
+  const rEq = Math.cbrt((3 * lowCount * sx * sy * sz) / (4 * Math.PI));
+  low = openKeep(low, b, Math.min(3, Math.max(0.7, 0.3 * rEq)), seed);
+  lowCount = count(low);
+  if (!lowCount) return undefined;
+  // the lesion fills the sphere's outer shell: the sphere was too small
+  let outer = 0;
+  for (let p = 0; p < n; p++) if (low[p] && dist[p] > 0.85 * radius) outer++;
+  if (outer > 0.08 * lowCount) return 'grow';
+
+  const lowVals: number[] = [];
+  for (let p = 0; p < n; p++) if (low[p]) lowVals.push(hu[p]);
+  // a solid component: at least a 3 mm sphere's worth of voxels at −300 HU or more; its density is their median,
+  // and its threshold half-way from the lung to it, never below −450 HU (ground glass around it is −750..−350)
+  const denseVals = lowVals.filter((x) => x >= -300);
+  let solid: Uint8Array | undefined;
+  let solidDensity = NaN;
+  if (denseVals.length * sx * sy * sz >= (Math.PI / 6) * 27) {
+    solidDensity = percentile(denseVals, 0.5);
+    const tSolid = Math.max(-450, bg + 0.5 * (Math.min(solidDensity, 100) - bg));
+    let sSeed = -1;
+    for (let p = 0; p < n; p++) if (low[p] && dist[p] <= Math.max(2, 0.5 * rEq) && hu[p] >= tSolid && (sSeed < 0 || hu[p] > hu[sSeed])) sSeed = p;
+    if (sSeed >= 0) {
+      const s = grow(hu, low, b, sSeed, tSolid);
+      const sEq = Math.cbrt((3 * count(s) * sx * sy * sz) / (4 * Math.PI));
+      solid = openKeep(s, b, Math.min(3, Math.max(0.7, 0.3 * sEq)), sSeed);
+      if (!count(solid)) solid = undefined;
+    }
+  }
+  let type: NoduleType;
+  let region: Uint8Array;
+  if (!solid) {
+    type = 'ground-glass';
+    region = low;
+  } else {
+    // ground glass around the solid part: what lies beyond the solid part's blur halo, as a layer at least 3 mm
+    // thick (an opening by a 1.5 mm ball: spicules, attached vessel stumps and partial-volume rims are thinner)
+    const g: Grid = { nx: b.nx, ny: b.ny, nz: b.nz, sx, sy, sz };
+    const halo = dilate(solid, g, Math.max(1.5, sz) + 0.5 * smoothMm);
+    const outside = new Uint8Array(n);
+    for (let p = 0; p < n; p++) outside[p] = low[p] && !halo[p] ? 1 : 0;
+    const beyond = count(open(outside, g, 1.0));
+    const solidCount = count(solid);
+    if (beyond < 0.3 * solidCount) {
+      type = 'solid';
+      region = solid;
+    } else {
+      type = 'part-solid';
+      region = low;
+    }
+  }
+  const voxelCount = count(region);
+  const voxelMm3 = sx * sy * sz;
+  // under 3 mm (a sphere of 14 mm³) is not a nodule to report
+  if (voxelCount * voxelMm3 < (4 / 3) * Math.PI * 1.5 ** 3) return undefined;
+  const ax = axes(region, b);
+  if (!ax) return undefined;
+  const regionVals: number[] = [];
+  for (let p = 0; p < n; p++) if (region[p]) regionVals.push(hu[p]);
+  // the density the partial-volume fractions are taken against: the solid component's, else the lesion's own
+  const density = Math.min(100, type === 'solid' ? solidDensity : percentile(regionVals, type === 'ground-glass' ? 0.75 : 0.5));
+  let cx = 0;
+  let cy = 0;
+  let cz = 0;
+  let sumHu = 0;
+  for (let p = 0; p < n; p++) {
+    if (!region[p]) continue;
+    const x = p % b.nx;
+    const y = Math.floor(p / b.nx) % b.ny;
+    const z = Math.floor(p / (b.nx * b.ny));
+    cx += x;
+    cy += y;
+    cz += z;
+    sumHu += hu[p];
+  }
+  const centreVoxel: Vec3 = [i0 + cx / voxelCount, j0 + cy / voxelCount, k0 + cz / voxelCount];
+  const m: NoduleMeasurement = {
+    centreVoxel,
+    centrePatient: voxelToPatient(volume.affine, centreVoxel),
+    keySlice: ax.keySlice,
+    longAxis: ax.longAxis,
+    shortAxis: ax.shortAxis,
+    longMm: round1(ax.longMm),
+    shortMm: round1(ax.shortMm),
+    meanDiameterMm: round1((ax.longMm + ax.shortMm) / 2),
+    volumeMm3: Math.round(pvVolumeMm3(region, hu, allowed, b, bg, density)),
+    type,
+    meanHu: Math.round(sumHu / voxelCount),
+    voxelCount,
+  };
+  if (type === 'part-solid' && solid) {
+    const sa = axes(solid, b);
+    if (sa) m.solidMeanDiameterMm = round1((sa.longMm + sa.shortMm) / 2);
+  }
+  return m;
+}
