@@ -53,6 +53,11 @@ export type NoduleMeasurement = {
   meanHu: number;
   /** Number of voxels of the 3D segmentation. */
   voxelCount: number;
+  /**
+   * True when the segmentation failed and the sizes are the blob filter's scale (a nodule the model is sure of is
+   * still reported, with this flag, rather than dropped); absent for measured nodules.
+   */
+  sizeEstimated?: boolean;
 };
 
 export type LungRadsCategory = '2' | '3' | '4A' | '4B';

@@ -1,0 +1,98 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Volume } from '../../dicom/volume.ts';
+import { BATCH, detectNodules, scaleMeasurement } from './pipeline.ts';
+import { dist, loadLidc, LUNA_0001 } from './testing.ts';
+import { PATCH_SIZE, PATCH_VOXELS, type PatchClassifier } from './types.ts';
+
+/**
+ * A deterministic stand-in for the ONNX model: the mean of the patch's central 4×4×4 samples, i.e. how dense the
+ * candidate's centre is (soft tissue ≈ 0.7, lung ≈ 0.1). It records the batch sizes it was called with.
+ */
+function brightness(calls: number[]): PatchClassifier {
+  return async (patches, n) => {
+    calls.push(n);
+    expect(patches.length).toBe(n * PATCH_VOXELS);
+    const out = new Float32Array(n);
+    for (let q = 0; q < n; q++) {
+      let s = 0;
+      for (let c = 14; c < 18; c++) for (let b = 14; b < 18; b++) for (let a = 14; a < 18; a++) s += patches[q * PATCH_VOXELS + (c * PATCH_SIZE + b) * PATCH_SIZE + a];
+      out[q] = s / 64;
+    }
+    return out;
+  };
+}
+
+describe('detectNodules', () => {
+  let v1: Volume;
+  let v2: Volume;
+  beforeAll(async () => {
+    v1 = await loadLidc('LIDC-IDRI-0001');
+    v2 = await loadLidc('LIDC-IDRI-0002');
+  });
+
+  it('LIDC-IDRI-0001: the LUNA16 nodule comes out measured and categorised; nodules sorted, distinct, batched by 64', async () => {
+    const calls: number[] = [];
+    const r = await detectNodules(v1, brightness(calls), { minProbability: 0.5 });
+    expect(r.candidateCount).toBeGreaterThan(0);
+    expect(r.candidateCount).toBeLessThanOrEqual(300);
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(r.candidateCount);
+    expect(Math.max(...calls)).toBeLessThanOrEqual(BATCH);
+    expect(calls).toHaveLength(Math.ceil(r.candidateCount / BATCH));
+    expect(r.lungVolumeMl).toBeGreaterThan(2000);
+    for (const k of ['lungMask', 'candidates', 'patches', 'classify', 'measure']) expect(r.timingsMs[k]).toBeGreaterThanOrEqual(0);
+
+    const hit = r.nodules.find((n) => dist(n.centrePatient, LUNA_0001.patient) < LUNA_0001.diameterMm / 2);
+    expect(hit).toBeDefined();
+    expect(Math.abs(hit!.meanDiameterMm - LUNA_0001.diameterMm)).toBeLessThan(3);
+    expect(hit!.type).toBe('solid');
+    expect(hit!.lungRads).toBe('4B');
+    expect(hit!.fleischner).toBe('>8 mm');
+    expect(hit!.sizeEstimated).toBeUndefined();
+    // the finding's probability is what the classifier said about its patch: the nodule is soft tissue
+    expect(hit!.probability).toBeGreaterThan(0.6);
+
+    for (let i = 0; i < r.nodules.length; i++) {
+      const n = r.nodules[i];
+      expect(n.probability).toBeGreaterThanOrEqual(0.5);
+      if (i) expect(n.probability).toBeLessThanOrEqual(r.nodules[i - 1].probability);
+      expect(n.meanDiameterMm).toBeGreaterThanOrEqual(3);
+      expect(n.meanDiameterMm).toBeLessThanOrEqual(30);
+      for (let j = 0; j < i; j++) expect(dist(n.centrePatient, r.nodules[j].centrePatient)).toBeGreaterThanOrEqual(Math.max(n.meanDiameterMm, r.nodules[j].meanDiameterMm) / 2);
+    }
+    console.log(`0001: ${r.candidateCount} candidates → ${r.nodules.length} nodules; LUNA16 nodule p = ${hit!.probability.toFixed(2)}, ${hit!.meanDiameterMm} mm`);
+  });
+
+  it('LIDC-IDRI-0002 (261 slices): mask + candidates + patches + measurement of every candidate within 25 s', async () => {
+    // the worst case: a classifier that keeps every candidate, so each of them is segmented and measured
+    const calls: number[] = [];
+    const t0 = performance.now();
+    const r = await detectNodules(v2, brightness(calls), { minProbability: 0 });
+    const wall = performance.now() - t0;
+    const t = r.timingsMs;
+    const ownMs = t.lungMask + t.candidates + t.patches + t.measure;
+    console.log(
+      `0002 timings (ms): ${Object.entries(t)
+        .map(([k, x]) => `${k} ${x.toFixed(0)}`)
+        .join(', ')}; wall ${wall.toFixed(0)}; ${r.candidateCount} candidates measured → ${r.nodules.length} nodules; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+    );
+    expect(ownMs).toBeLessThan(25_000);
+    expect(r.nodules.length).toBeGreaterThan(0);
+  });
+
+  it('stops when aborted', async () => {
+    const ac = new AbortController();
+    const classify: PatchClassifier = async (_p, n) => {
+      ac.abort();
+      return new Float32Array(n);
+    };
+    await expect(detectNodules(v1, classify, { signal: ac.signal })).rejects.toThrow();
+  });
+
+  it('a nodule the model is sure of survives a failed segmentation, flagged as sized by the filter scale', () => {
+    const m = scaleMeasurement(v1, { voxel: [100, 120, 50], patient: [0, 0, 0], scaleMm: 6.5, response: 1 });
+    expect(m.sizeEstimated).toBe(true);
+    expect(m.meanDiameterMm).toBe(6.5);
+    expect(Math.hypot((m.longAxis[1][0] - m.longAxis[0][0]) * v1.pixelSpacingMm[1], m.longAxis[1][1] - m.longAxis[0][1])).toBeCloseTo(6.5, 6);
+    expect(m.keySlice).toBe(50);
+  });
+});

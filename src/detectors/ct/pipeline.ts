@@ -1,0 +1,125 @@
+import { voxelToPatient, type Volume } from '../../dicom/volume.ts';
+import { findCandidates } from './candidates.ts';
+import { fleischnerBand, lungRadsCategory } from './categories.ts';
+import { lungMask } from './lung-mask.ts';
+import { measureNodule } from './measure.ts';
+import { extractPatches } from './patch.ts';
+import { type Candidate, type DetectOptions, type DetectResult, type Nodule, type NoduleMeasurement, type PatchClassifier } from './types.ts';
+
+/**
+ * The CT nodule pipeline (issue 7, items 2–4) over one loaded volume:
+ *   lung mask → candidates (≤ maxCandidates, strongest first) → 32³ patches → classifier in batches of BATCH →
+ *   keep probability ≥ minProbability → measure → drop what is no nodule → merge duplicates → Nodule[] by probability.
+ *
+ * A candidate whose segmentation fails, or whose mean diameter falls outside 3–30 mm, is dropped, unless the model
+ * is sure of it (probability ≥ SURE_PROBABILITY): a failed segmentation then reports the filter's scale with
+ * `sizeEstimated`, and a mass over 30 mm is reported as measured. Two nodules closer than the larger one's radius
+ * are one nodule; the more probable one stays.
+ */
+
+export const BATCH = 64;
+export const SURE_PROBABILITY = 0.9;
+export const DEFAULT_MIN_PROBABILITY = 0.5;
+export const MIN_DIAMETER_MM = 3;
+export const MAX_DIAMETER_MM = 30;
+
+/** A stand-in measurement from the candidate alone: a sphere of the filter's scale, axes along the image axes. */
+export function scaleMeasurement(volume: Volume, c: Candidate): NoduleMeasurement {
+  const [C, R, S] = volume.dims;
+  const d = c.scaleMm;
+  const hx = d / 2 / volume.pixelSpacingMm[1];
+  const hy = d / 2 / volume.pixelSpacingMm[0];
+  const [i, j, k] = c.voxel;
+  const ki = Math.min(S - 1, Math.max(0, Math.round(k)));
+  const idx = (ki * R + Math.min(R - 1, Math.max(0, Math.round(j)))) * C + Math.min(C - 1, Math.max(0, Math.round(i)));
+  const voxelMm3 = volume.pixelSpacingMm[0] * volume.pixelSpacingMm[1] * (volume.sliceSpacingMm || 1);
+  const volumeMm3 = Math.round((Math.PI / 6) * d ** 3);
+  return {
+    centreVoxel: c.voxel,
+    centrePatient: c.patient,
+    keySlice: ki,
+    longAxis: [
+      [i - hx, j],
+      [i + hx, j],
+    ],
+    shortAxis: [
+      [i, j - hy],
+      [i, j + hy],
+    ],
+    longMm: d,
+    shortMm: d,
+    meanDiameterMm: Math.round(d * 10) / 10,
+    volumeMm3,
+    type: 'solid',
+    meanHu: volume.voxels[idx],
+    voxelCount: Math.round(volumeMm3 / voxelMm3),
+    sizeEstimated: true,
+  };
+}
+
+const now = (): number => performance.now();
+
+export async function detectNodules(volume: Volume, classify: PatchClassifier, options: DetectOptions = {}): Promise<DetectResult> {
+  const maxCandidates = options.maxCandidates ?? 300;
+  const minProbability = options.minProbability ?? DEFAULT_MIN_PROBABILITY;
+  const signal = options.signal;
+  const timingsMs: Record<string, number> = {};
+
+  let t = now();
+  const mask = lungMask(volume);
+  timingsMs.lungMask = now() - t;
+  signal?.throwIfAborted();
+
+  t = now();
+  const candidates = findCandidates(volume, mask, { maxCandidates });
+  timingsMs.candidates = now() - t;
+  signal?.throwIfAborted();
+
+  // patches and classification, batch by batch (a batch of 64 patches is 8 MiB)
+  const probabilities = new Float32Array(candidates.length);
+  timingsMs.patches = 0;
+  timingsMs.classify = 0;
+  for (let b = 0; b < candidates.length; b += BATCH) {
+    const batch = candidates.slice(b, b + BATCH);
+    t = now();
+    const patches = extractPatches(
+      volume,
+      batch.map((c) => c.voxel),
+    );
+    timingsMs.patches += now() - t;
+    t = now();
+    const p = await classify(patches, batch.length);
+    timingsMs.classify += now() - t;
+    if (p.length < batch.length) throw new Error(`classifier returned ${p.length} probabilities for ${batch.length} patches`);
+    probabilities.set(p.subarray(0, batch.length), b);
+    signal?.throwIfAborted();
+  }
+
+  t = now();
+  const found: Nodule[] = [];
+  const order = candidates.map((_, n) => n).filter((n) => probabilities[n] >= minProbability);
+  order.sort((a, b) => probabilities[b] - probabilities[a]);
+  for (const n of order) {
+    const c = candidates[n];
+    const probability = probabilities[n];
+    const sure = probability >= SURE_PROBABILITY;
+    let m = measureNodule(volume, mask, c.voxel, c.scaleMm);
+    if (!m) {
+      if (!sure) continue;
+      m = scaleMeasurement(volume, c);
+    } else if (m.meanDiameterMm < MIN_DIAMETER_MM || (m.meanDiameterMm > MAX_DIAMETER_MM && !sure)) continue;
+    // duplicates: two findings of one nodule (candidates at two scales, or two parts of an irregular nodule)
+    const r = m.meanDiameterMm / 2;
+    const dup = found.some((f) => {
+      const d = Math.hypot(f.centrePatient[0] - m.centrePatient[0], f.centrePatient[1] - m.centrePatient[1], f.centrePatient[2] - m.centrePatient[2]);
+      return d < Math.max(r, f.meanDiameterMm / 2);
+    });
+    if (dup) continue;
+    found.push({ ...m, centrePatient: voxelToPatient(volume.affine, m.centreVoxel), probability, lungRads: lungRadsCategory(m), fleischner: fleischnerBand(m) });
+    if (found.length % 8 === 0) signal?.throwIfAborted();
+  }
+  timingsMs.measure = now() - t;
+  timingsMs.total = timingsMs.lungMask + timingsMs.candidates + timingsMs.patches + timingsMs.classify + timingsMs.measure;
+
+  return { nodules: found, candidateCount: candidates.length, lungVolumeMl: mask.volumeMl, timingsMs };
+}
