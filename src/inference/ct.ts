@@ -9,17 +9,13 @@ import { loadVolume, planVolumes, type VolumePlan } from '../dicom/volume.ts';
 import { readHeader, readInstance, type DicomInstance } from '../dicom/instance.ts';
 import { RadnodeError } from '../errors.ts';
 import { chooseCtSeries, MIN_LUNG_VOLUME_ML, type CtSeriesFacts } from '../detectors/ct/select.ts';
-import { PATCH_SIZE, PATCH_VOXELS, type DetectOptions, type DetectResult, type PatchClassifier } from '../detectors/ct/types.ts';
-import type { Volume } from '../dicom/volume.ts';
+import { detectNodules } from '../detectors/ct/pipeline.ts';
+import { PATCH_SIZE, PATCH_VOXELS, type PatchClassifier } from '../detectors/ct/types.ts';
 import { NOT_PROCESSED } from '../workflow/reasons.ts';
 import type { CtReply, CtRequest, CtTimings } from './protocol.ts';
 
 const now = () => performance.now();
 
-type DetectNodules = (volume: Volume, classify: PatchClassifier, options?: DetectOptions) => Promise<DetectResult>;
-// TEMPORARY: pipeline.ts is being written beside this file; a static import replaces this once it is committed.
-const PIPELINE = '../detectors/ct/pipeline.ts';
-const loadPipeline = async (): Promise<DetectNodules> => ((await import(PIPELINE)) as { detectNodules: DetectNodules }).detectNodules;
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** Files of one series as parsed instances: whole files when the pixels are needed, headers otherwise. */
@@ -91,7 +87,6 @@ export async function runCt(req: CtRequest, classify: PatchClassifier): Promise<
   const volume = await loadVolume(plan.stacks[0]);
   timings.decode = now() - t;
 
-  const detectNodules = await loadPipeline();
   const result = await detectNodules(volume, classify, { minProbability: req.minProbability, ...(req.maxCandidates ? { maxCandidates: req.maxCandidates } : {}) });
   Object.assign(timings, result.timingsMs);
   if (result.lungVolumeMl < MIN_LUNG_VOLUME_ML) {
