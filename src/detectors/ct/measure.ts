@@ -18,8 +18,8 @@ import type { LungMask, NoduleMeasurement, NoduleType } from './types.ts';
  *   ½·(min(peak, 100) − background) from the densest voxel near the centre;
  * - both grows are 6-connected, inside the lung mask (so a juxtapleural nodule stops at the chest wall), inside the
  *   search sphere, then opened with a ball of 0.3 × the lesion's radius (0.7–3 mm) and cut to the component holding
- *   the seed: vessels thinner than the ball come off. The sphere grows ×1.5 (up to 30 mm) while the lesion fills its
- *   outer shell.
+ *   the seed: vessels thinner than the ball come off. The sphere grows ×1.5 (up to 30 mm) while the lesion covers a
+ *   quarter of its outer shell.
  * Type: no solid component → ground-glass; a lesion that is its solid component plus the blur halo (what lies beyond
  * 1.5 mm, or ¾ of a slice, of the solid part is under 30 % of the solid volume) → solid, measured on the solid
  * component; otherwise part-solid, measured on the whole lesion with the solid component's own mean diameter.
@@ -291,10 +291,16 @@ function measureWithin(
   low = openKeep(low, b, Math.min(3, Math.max(0.7, 0.3 * rEq)), seed);
   lowCount = count(low);
   if (!lowCount) return undefined;
-  // the lesion fills the sphere's outer shell: the sphere was too small
+  // the lesion covers much of the sphere's outer shell (the lung part of it): the sphere was too small. A vessel
+  // crossing the shell covers a few per cent of it, and growing the sphere for it would only cost time.
   let outer = 0;
-  for (let p = 0; p < n; p++) if (low[p] && dist[p] > 0.85 * radius) outer++;
-  if (outer > 0.08 * lowCount) return 'grow';
+  let shellN = 0;
+  for (let p = 0; p < n; p++)
+    if (allowed[p] && dist[p] > 0.85 * radius) {
+      shellN++;
+      if (low[p]) outer++;
+    }
+  if (outer > 0.25 * shellN) return 'grow';
 
   const lowVals: number[] = [];
   for (let p = 0; p < n; p++) if (low[p]) lowVals.push(hu[p]);
