@@ -1,0 +1,48 @@
+/**
+ * The training labels of dump.ts: a candidate on an inserted nodule is positive (LUNA16 hit rule), on its rim or near
+ * any real reader nodule it is left out (unknown), anything else is a real-anatomy negative. Non-nodule marks are not
+ * protected: they are exactly the structures the model must learn to reject.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Candidate } from '../../src/detectors/ct/types.ts';
+import { labelCandidate, realNoduleZones } from './dump.ts';
+import type { InsertedNodule } from './insert.ts';
+import type { LidcMark } from './lidc.ts';
+
+const cand = (p: [number, number, number]): Candidate => ({ voxel: [0, 0, 0], patient: p, scaleMm: 6.5, response: 100 });
+const nodule = (p: [number, number, number], d: number): InsertedNodule => ({
+  id: 0,
+  type: 'solid',
+  placement: 'parenchymal',
+  centreVoxel: [0, 0, 0],
+  centrePatient: p,
+  diameterMm: d,
+  axialLongMm: d,
+  axialShortMm: d,
+  axialMeanDiameterMm: d,
+  volumeMm3: (Math.PI / 6) * d ** 3,
+  coreHu: 0,
+  edgeSigmaMm: 0.5,
+});
+const mark = (kind: LidcMark['kind'], p: [number, number, number], d?: number): LidcMark => ({ readerId: 'r', id: 'x', kind, centreVoxel: [0, 0, 0], centrePatient: p, diameterMm: d });
+
+describe('models/ct training labels', () => {
+  const zones = realNoduleZones([mark('nodule', [0, 0, 0], 20), mark('small', [100, 0, 0]), mark('nonNodule', [200, 0, 0])]);
+
+  it('protects every real nodule mark (outline radius + 5 mm, small points 5 mm), not the non-nodule marks', () => {
+    expect(zones).toEqual([
+      { patient: [0, 0, 0], radiusMm: 15 },
+      { patient: [100, 0, 0], radiusMm: 5 },
+    ]);
+    expect(labelCandidate(cand([14, 0, 0]), [], zones).label).toBeNull();
+    expect(labelCandidate(cand([104, 0, 0]), [], zones).label).toBeNull();
+    expect(labelCandidate(cand([200, 0, 0]), [], zones).label).toBe(0);
+  });
+
+  it('positive within the inserted radius, unknown on the rim (to 0.75 d), negative beyond', () => {
+    const ins = [nodule([50, 50, 50], 8)];
+    expect(labelCandidate(cand([53.9, 50, 50]), ins, zones)).toMatchObject({ label: 1, nodule: ins[0] });
+    expect(labelCandidate(cand([55, 50, 50]), ins, zones).label).toBeNull();
+    expect(labelCandidate(cand([56.1, 50, 50]), ins, zones).label).toBe(0);
+  });
+});
