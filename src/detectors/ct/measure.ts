@@ -222,6 +222,29 @@ function pvVolumeMm3(region: Uint8Array, hu: Float32Array, allowed: Uint8Array, 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 
 export function measureNodule(volume: Volume, mask: LungMask, centreVoxel: Vec3, scaleMm?: number, options: MeasureOptions = {}): NoduleMeasurement | undefined {
+  const first = measureOnce(volume, mask, centreVoxel, scaleMm, options);
+  if (!first || first.type === 'solid' || options.searchRadiusMm !== undefined) return first;
+  // A candidate off a subsolid lesion's centre (a large or heterogeneous ground-glass lesion answers the blob filter
+  // off-centre) sees only part of it: measure again from the segmentation's own centre, twice at most, while that
+  // moves by more than 2 mm and finds more. Solid nodules are centred by the filter; re-measuring them from a centre
+  // pulled by an attached vessel made them worse on inserted nodules.
+  let best = first;
+  for (let round = 0; round < 2; round++) {
+    const moved = Math.hypot(
+      (best.centreVoxel[0] - centreVoxel[0]) * volume.pixelSpacingMm[1],
+      (best.centreVoxel[1] - centreVoxel[1]) * volume.pixelSpacingMm[0],
+      (best.centreVoxel[2] - centreVoxel[2]) * (volume.sliceSpacingMm || 1),
+    );
+    if (moved <= 2) break;
+    centreVoxel = best.centreVoxel;
+    const again = measureOnce(volume, mask, centreVoxel, Math.max(scaleMm ?? 0, best.meanDiameterMm), options);
+    if (!again || again.volumeMm3 <= best.volumeMm3) break;
+    best = again;
+  }
+  return best;
+}
+
+function measureOnce(volume: Volume, mask: LungMask, centreVoxel: Vec3, scaleMm: number | undefined, options: MeasureOptions): NoduleMeasurement | undefined {
   const [C, R, S] = volume.dims;
   const sx = volume.pixelSpacingMm[1];
   const sy = volume.pixelSpacingMm[0];
