@@ -34,6 +34,9 @@ export const CT_CODES = {
   lungRads: rn('RN-CT-LUNGRADS', 'Lung-RADS v2022 size category'),
   fleischner: rn('RN-CT-FLEISCHNER', 'Fleischner 2017 size band'),
   noduleType: rn('RN-CT-TYPE', 'Nodule attenuation type'),
+  /** Only on a nodule the model was sure of but the segmentation could not outline (NoduleMeasurement.sizeEstimated). */
+  sizeSource: rn('RN-CT-SIZESRC', 'Source of the nodule size'),
+  sizeFromScale: rn('RN-CT-SCALE', 'Detection scale estimate, not segmented'),
   lungRadsValue: {
     '2': rn('RN-LR-2', 'Lung-RADS 2 (benign appearance or behavior)'),
     '3': rn('RN-LR-3', 'Lung-RADS 3 (probably benign)'),
@@ -67,15 +70,15 @@ type Ok = Extract<CtReply, { kind: 'ok' }>;
 
 /** One finding per nodule: SCOORD3D centre, bidirectional key image, sizes, categories (issue 7 items 4–5). */
 export function noduleFinding(n: Nodule, reply: Ok, index: number, idPrefix: string, uidParts: string[]): Finding {
-  const measurements: Measurement[] = [
-    { concept: CT_CODES.meanDiameter, value: r1(n.meanDiameterMm), unit: 'mm' },
-    { concept: CT_CODES.volume, value: Math.round(n.volumeMm3), unit: 'mm3' },
-  ];
+  const measurements: Measurement[] = [{ concept: CT_CODES.meanDiameter, value: r1(n.meanDiameterMm), unit: 'mm' }];
+  // A size from the blob scale is an estimate: say so, and give no volume (there is no segmentation to count).
+  if (!n.sizeEstimated) measurements.push({ concept: CT_CODES.volume, value: Math.round(n.volumeMm3), unit: 'mm3' });
   if (n.type === 'part-solid' && n.solidMeanDiameterMm !== undefined) measurements.push({ concept: CT_CODES.solidMeanDiameter, value: r1(n.solidMeanDiameterMm), unit: 'mm' });
   const evaluations: Evaluation[] = [
     { concept: CT_CODES.noduleType, value: CT_CODES.typeValue[n.type] },
     { concept: CT_CODES.lungRads, value: CT_CODES.lungRadsValue[n.lungRads] },
     { concept: CT_CODES.fleischner, value: CT_CODES.fleischnerValue[n.fleischner] },
+    ...(n.sizeEstimated ? [{ concept: CT_CODES.sizeSource, value: CT_CODES.sizeFromScale }] : []),
   ];
   const [a, b] = n.longAxis;
   const [c, d] = n.shortAxis;
