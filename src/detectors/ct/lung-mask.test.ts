@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Vec3, Volume } from '../../dicom/volume.ts';
 import { lungMask, type LungMaskDetail } from './lung-mask.ts';
-import { LIDC_0002_MARKS, LUNA_0001, loadLidc, voxelOf, type LidcCase } from './testing.ts';
+import { cloneVolume, insertEllipsoid, LIDC_0002_MARKS, LUNA_0001, loadLidc, voxelOf, wallSpot, type LidcCase } from './testing.ts';
 
 /**
  * Reference points read off the images by eye (slice k, column i, row j) and checked below to be what they are said
@@ -75,5 +75,20 @@ describe('lungMask on the LIDC cases', () => {
     const m = lungMask(v);
     expect(v.voxels[(BOWEL_GAS_0001[2] * v.dims[1] + BOWEL_GAS_0001[1]) * v.dims[0] + BOWEL_GAS_0001[0]]).toBeLessThan(-900);
     expect(maskFraction(v, m.mask, BOWEL_GAS_0001, 5)).toBe(0);
+  });
+
+  it('LIDC-IDRI-0002: an inserted 12 mm nodule flat on the lateral chest wall is inside the mask', async () => {
+    const v = cloneVolume(await loadLidc('LIDC-IDRI-0002'));
+    const before = lungMask(v);
+    const k = Math.round(v.dims[2] * 0.5);
+    const c = wallSpot(v, before.mask, k, Math.round(v.dims[1] * 0.5), 6, 0.7)!;
+    expect(c).toBeDefined();
+    insertEllipsoid(v, c, [6, 6, 6], 20);
+    const after = lungMask(v);
+    // the nodule's lung-side half, and its centre, are lung; the wall beyond the nodule is not
+    expect(at(v, after.mask, c)).toBe(1);
+    const inner: Vec3 = [c[0] - 3 / v.pixelSpacingMm[1], c[1], c[2]];
+    expect(maskFraction(v, after.mask, inner, 3)).toBeGreaterThan(0.95);
+    expect(at(v, after.mask, [c[0] + 25 / v.pixelSpacingMm[1], c[1], c[2]])).toBe(0);
   });
 });
