@@ -3,6 +3,7 @@
  *
  *   npx tsx models/ct/crossval.ts                 # dump → train (A, B, shipped) → cross-volume evaluation → release files
  *   npx tsx models/ct/crossval.ts --stage eval    # only re-evaluate the models already trained
+ *   (stages: all | dump | train | foldA | foldB | eval; fold runs are cached in .cache/ct-eval/<fold>/run.json)
  *
  * Folds: model A is trained on nodules inserted into LIDC-IDRI-0001 (seeds 1–4) and tested on fresh inserts
  * (seeds 101–104) in LIDC-IDRI-0002 through the full TypeScript pipeline (lung mask → candidates → patches → ONNX
@@ -81,8 +82,10 @@ async function classifierFor(modelPath: string): Promise<PatchClassifier> {
   return sessionClassifier(ort, session, SPEC as ModelManifest);
 }
 
-function train(cases: string[], out: string, epochs: number): void {
-  const r = spawnSync('/usr/bin/python3', [join(HERE, 'train.py'), '--train', cases.join(','), '--out', out, '--epochs', String(epochs)], { stdio: 'inherit' });
+/** Fold models hold their last training seed out as a monitor (train.py prints its AUC per epoch). */
+function train(cases: string[], out: string, epochs: number, monitorSeed?: number): void {
+  const monitor = monitorSeed === undefined ? [] : ['--monitor-seed', String(monitorSeed)];
+  const r = spawnSync('/usr/bin/python3', [join(HERE, 'train.py'), '--train', cases.join(','), '--out', out, '--epochs', String(epochs), ...monitor], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`train.py failed for ${cases} (status ${r.status}); it needs Debian python3-torch`);
 }
 
@@ -98,7 +101,17 @@ const toDetections = (scan: string, r: DetectResult): Detection[] =>
 
 type FoldRun = { fold: string; model: string; testCase: string; scans: string[]; detections: Detection[]; included: Annotation[]; excluded: Annotation[]; timings: Record<string, number>[] };
 
-async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: number[], count: number): Promise<FoldRun> {
+const fileSha = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+/** A fold's run is kept in .cache/ct-eval/<fold>/run.json and reused while the model, seeds and count are the same. */
+export async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: number[], count: number): Promise<FoldRun> {
+  const dir = join(EVAL_DIR, fold);
+  const key = JSON.stringify({ model: fileSha(modelPath), seeds, count, test: test.name });
+  const cached = join(dir, 'run.json');
+  if (existsSync(cached)) {
+    const saved = JSON.parse(readFileSync(cached, 'utf8')) as { key: string; run: FoldRun };
+    if (saved.key === key) return saved.run;
+  }
   const detect = await loadPipeline();
   const classify = await classifierFor(modelPath);
   const zones = realNoduleZones(test.marks);
@@ -123,8 +136,8 @@ async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: n
     run.excluded.push(...realExcluded(test.volume.seriesInstanceUID, scan));
     process.stdout.write(`fold ${fold} ${test.name} seed ${seed}: ${r.nodules.length} detections ≥ ${EVAL_MIN_PROBABILITY} of ${r.candidateCount} candidates, ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
   }
-  const dir = join(EVAL_DIR, fold);
   mkdirSync(dir, { recursive: true });
+  writeFileSync(cached, JSON.stringify({ key, run }));
   writeFileSync(join(dir, 'detections.csv'), detectionsToCsv(run.detections));
   writeFileSync(join(dir, 'annotations.csv'), annotationsToCsv(run.included, ['type', 'placement', 'axial_mean_mm', 'core_hu']));
   writeFileSync(join(dir, 'excluded.csv'), annotationsToCsv(run.excluded));
@@ -165,12 +178,14 @@ function score(runs: FoldRun[]): { stratum: string; result: Summary }[] {
 }
 
 /** The unmodified scans: the real ≈ 23 mm nodules (LUNA16 consensus for 0001; the 2-reader nodule of 0002). */
-async function realCheck(modelPath: string, cases: LidcCase[]): Promise<Record<string, unknown>[]> {
+async function realCheck(name: string, modelPath: string, cases: LidcCase[]): Promise<{ rows: Record<string, unknown>[]; luna16: Summary }> {
   const detect = await loadPipeline();
   const classify = await classifierFor(modelPath);
   const out: Record<string, unknown>[] = [];
+  const dets: Detection[] = [];
   for (const c of cases) {
     const r = await detect(c.volume, classify, { minProbability: EVAL_MIN_PROBABILITY });
+    dets.push(...toDetections(c.volume.seriesInstanceUID, r));
     const ref = clusterNoduleMarks(c.marks).sort((a, b) => b.readers - a.readers)[0];
     const sorted = [...r.nodules].sort((a, b) => b.probability - a.probability);
     const idx = sorted.findIndex((n) => dist(n.centrePatient, ref.centrePatient) < ref.diameterMm / 2);
@@ -191,7 +206,13 @@ async function realCheck(modelPath: string, cases: LidcCase[]): Promise<Record<s
       timingsMs: Object.fromEntries(Object.entries(r.timingsMs).map(([k, v]) => [k, Math.round(v)])),
     });
   }
-  return out;
+  // The LUNA16 reference of the two real scans, scored by the same code (1 consensus nodule: a sanity figure only).
+  const dir = join(EVAL_DIR, `real-${name}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'detections.csv'), detectionsToCsv(dets));
+  const scans = cases.map((c) => c.volume.seriesInstanceUID);
+  const luna16 = summary(evaluateFroc(dets, lunaCsv('luna16-annotations.csv'), lunaCsv('luna16-annotations-excluded.csv'), { scans }));
+  return { rows: out, luna16 };
 }
 
 /** Fixed patch centres for golden.json: the real nodule of each case and the two strongest other candidates. */
@@ -247,10 +268,13 @@ async function main(): Promise<void> {
   const modelB = join(MODELS_DIR, 'B.onnx');
   const shipped = join(HERE, 'model.onnx');
   if (a.stage === 'all' || a.stage === 'train') {
-    if (a.retrain || !existsSync(modelA)) train([CASES[0]], modelA, a.epochs);
-    if (a.retrain || !existsSync(modelB)) train([CASES[1]], modelB, a.epochs);
+    if (a.retrain || !existsSync(modelA)) train([CASES[0]], modelA, a.epochs, a.trainSeeds.at(-1));
+    if (a.retrain || !existsSync(modelB)) train([CASES[1]], modelB, a.epochs, a.trainSeeds.at(-1));
     if (a.retrain || !existsSync(shipped)) train([...CASES], shipped, a.epochs);
   }
+  // Either fold alone (to run one while the other model still trains); the full eval reuses their saved runs.
+  if (a.stage === 'foldA') await runFold('A', modelA, cases[1], a.testSeeds, a.count);
+  if (a.stage === 'foldB') await runFold('B', modelB, cases[0], a.testSeeds, a.count);
   if (a.stage !== 'all' && a.stage !== 'eval') return;
 
   const runA = await runFold('A', modelA, cases[1], a.testSeeds, a.count);
@@ -268,7 +292,9 @@ async function main(): Promise<void> {
   const urgent = pooledAll.sensitivityAt.find((s) => s.fpRate === 0.125);
   if (!positive || !urgent || !Number.isFinite(positive.threshold) || !Number.isFinite(urgent.threshold)) throw new Error('no finite operating point on the pooled FROC curve');
 
-  const real = { A: await realCheck(modelA, cases), B: await realCheck(modelB, cases), shipped: await realCheck(shipped, cases) };
+  const realRuns = { A: await realCheck('A', modelA, cases), B: await realCheck('B', modelB, cases), shipped: await realCheck('shipped', shipped, cases) };
+  const real = Object.fromEntries(Object.entries(realRuns).map(([k, v]) => [k, v.rows]));
+  const realLuna16 = Object.fromEntries(Object.entries(realRuns).map(([k, v]) => [k, v.luna16]));
 
   const bytes = readFileSync(shipped);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -284,6 +310,7 @@ async function main(): Promise<void> {
     operatingPoints: { positive, urgent },
     folds,
     real,
+    realLuna16,
     pipelineTimingsMsMean: Object.fromEntries(Object.keys(timings[0] ?? {}).map((k) => [k, Math.round(timings.reduce((s, t) => s + (t[k] ?? 0), 0) / timings.length)])),
     shippedTraining: trainInfo,
     foldTraining: {
@@ -339,8 +366,9 @@ type Metrics = {
   operatingPoints: { positive: { threshold: number; sensitivity: number }; urgent: { threshold: number; sensitivity: number } };
   folds: Record<'A' | 'B' | 'pooled', { stratum: string; result: Summary }[]>;
   real: Record<string, Record<string, unknown>[]>;
+  realLuna16: Record<string, Summary>;
   pipelineTimingsMsMean: Record<string, number>;
-  shippedTraining: { patches: number; positives: number; epochs: number; parameters: number; trainSeconds: number };
+  shippedTraining: { patches: number; positives: number; epochs: number; parameters: number; channels: number[]; trainSeconds: number };
 };
 
 function card(m: Metrics, manifest: ModelManifest, bytes: number): string {
@@ -378,8 +406,8 @@ Classifies candidate patches of the radnode CT nodule pipeline (\`src/detectors/
 LoG/Hessian candidates → this model → measurement). Input \`patches\` [N,1,32,32,32] float32: a 32 mm cube around the
 candidate resampled to 1 mm voxels by \`src/detectors/ct/patch.ts\` (window ${JSON.stringify(manifest.preprocess.window)},
 normalise ${JSON.stringify(manifest.preprocess.normalise)}); output \`probability\` [N,1], sigmoid inside the graph.
-A compact 3D CNN: four 3×3×3 conv + batch-norm + ReLU blocks (16, 32, 64, 64 channels, max-pool between), global
-average pool, dropout, one linear unit; ${m.shippedTraining.parameters} parameters.
+A compact 3D CNN: four 3×3×3 conv + batch-norm + ReLU blocks (${m.shippedTraining.channels.join(', ')} channels, max-pool between),
+global average pool, dropout, one linear unit; ${m.shippedTraining.parameters} parameters.
 
 ## Data: simulated nodules in two real scans
 The shared data holds two LIDC-IDRI scans with one real nodule ≥ 3 mm each (both ≈ 23 mm). There is no honest way to
@@ -426,6 +454,12 @@ The only real nodules ≥ 3 mm: LIDC-IDRI-0001 (4 readers, LUNA16 consensus 23.4
 | model | case | reference | found | mean diameter, mm | type | detections with p ≥ 0.1 / 0.3 / 0.5 / 0.7 / 0.9 |
 |---|---|---|---|---:|---|---|
 ${realRows}
+
+Scored with the LUNA16 reference of the two real scans (\`evaluate.ts\` on \`.cache/ct-eval/real-<model>/detections.csv\`
+with the shared luna16 CSVs; one consensus nodule, so these are sanity figures, not performance):
+${Object.entries(m.realLuna16)
+  .map(([k, r]) => `- ${k}: consensus nodule ${r.detected ? 'found' : 'missed'}; ${r.falsePositives} detections with p ≥ 0.1 off every LUNA16 mark (${(r.falsePositives / r.scans).toFixed(1)} per scan); CPM ${r.cpm.toFixed(3)}; diameter error ${r.diameter.n ? `${r.diameter.meanErrorMm.toFixed(1)} mm` : '-'}`)
+  .join('\n')}
 
 ## What is NOT known
 - **Performance on real unseen nodules.** Every figure above is on simulated nodules in two scans of one scanner
