@@ -5,10 +5,10 @@
  *   npx tsx models/ct/crossval.ts --stage eval    # only re-evaluate the models already trained
  *   (stages: all | dump | train | foldA | foldB | eval; fold runs are cached in .cache/ct-eval/<fold>/run.json)
  *
- * Folds: model A is trained on nodules inserted into LIDC-IDRI-0001 (seeds 1–4) and tested on fresh inserts
- * (seeds 101–104) in LIDC-IDRI-0002 through the full TypeScript pipeline (lung mask → candidates → patches → ONNX
- * classifier → measurement: detectNodules, the code radnode runs), scored by froc.ts the LUNA16 way; model B the
- * reverse. The real LIDC marks (LUNA16 annotations and excluded rows of that series) are excluded marks there:
+ * Folds: model A is trained on nodules inserted into LIDC-IDRI-0001 (seeds 1–3; seed 4 is its training monitor) and
+ * tested on fresh inserts (seeds 101–104) in LIDC-IDRI-0002 through the full TypeScript pipeline (lung mask →
+ * candidates → patches → ONNX classifier → measurement: detectNodules, the code radnode runs), scored by froc.ts
+ * the LUNA16 way; model B the reverse. The real LIDC marks (LUNA16 annotations and excluded rows of that series) are excluded marks there:
  * detections on them are neither hits nor false positives. The shipped model (trained on both volumes) takes its
  * operating points from the pooled A+B test detections, never from data it was trained on. The real nodules (≈ 23 mm,
  * one per case) are scored as a sanity check on the unmodified scans.
@@ -367,6 +367,7 @@ type Metrics = {
   folds: Record<'A' | 'B' | 'pooled', { stratum: string; result: Summary }[]>;
   real: Record<string, Record<string, unknown>[]>;
   realLuna16: Record<string, Summary>;
+  foldTraining: Record<'A' | 'B', { history: { monitorAuc?: number }[]; patches: number; trainSeconds: number }>;
   pipelineTimingsMsMean: Record<string, number>;
   shippedTraining: { patches: number; positives: number; epochs: number; parameters: number; channels: number[]; trainSeconds: number };
 };
@@ -423,6 +424,9 @@ Candidates near any real reader nodule mark (≥ 3 mm or < 3 mm) are left out of
 Per scan and seed: ${m.insertedPerScan} nodules; training seeds ${m.trainSeeds.join(', ')}; test seeds ${m.testSeeds.join(', ')} (fresh nodules).
 The shipped model saw ${m.shippedTraining.patches} patches (${m.shippedTraining.positives} positive, including 4 jittered
 copies per inserted nodule), ${m.shippedTraining.epochs} epochs, ${Math.round(m.shippedTraining.trainSeconds)} s on 2 CPU cores.
+
+Within-volume sanity monitor (not a test): patch-level AUC on the training volume's held-out 4th seed after the last
+epoch, fold A ${m.foldTraining.A.history.at(-1)?.monitorAuc?.toFixed(3) ?? '-'}, fold B ${m.foldTraining.B.history.at(-1)?.monitorAuc?.toFixed(3) ?? '-'} (fold models train on seeds ${m.trainSeeds.slice(0, -1).join(', ')}).
 
 ## Cross-volume figures (the only held-out figures there are)
 Fold A: trained on inserts in LIDC-IDRI-0001, tested on fresh inserts in LIDC-IDRI-0002 through the full pipeline
