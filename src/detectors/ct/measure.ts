@@ -11,23 +11,27 @@ import type { LungMask, NoduleMeasurement, NoduleType } from './types.ts';
  * sharpness):
  * - background = median HU of the lung-mask voxels in the outer 3 mm shell of the search sphere (clamped to
  *   −950..−700), so a dependent or emphysematous lung moves it;
- * - the whole lesion: a region grow from the centre over HU ≥ T_low = background + ½·(min(core, −550) − background),
- *   core = 90th percentile within 1–3 mm of the centre on a copy smoothed with σ = 0.7 mm (at least 100 HU over the
- *   background, else there is nothing to measure): a ground-glass lesion at its half maximum, a solid one with its
- *   partial-volume halo;
- * - the solid component: where the lesion's 90th percentile reaches −300 HU, a grow over HU ≥ T_solid = background +
- *   ½·(min(peak, 100) − background) from the densest voxel near the centre;
- * - both grows are 6-connected, inside the lung mask (so a juxtapleural nodule stops at the chest wall), inside the
- *   search sphere, then opened with a ball of 0.45 × the grown lesion's equivalent radius (0.7–3 mm; smaller when
- *   nothing survives) and cut to the component holding the seed: vessels thinner than the ball come off. The sphere grows ×1.5 (up to 30 mm) while the lesion covers a
- *   quarter of its outer shell.
- * Type: no solid component → ground-glass; a lesion that is its solid component plus the blur halo (what lies beyond
- * 1.5 mm, or ¾ of a slice, of the solid part is under 30 % of the solid volume) → solid, measured on the solid
- * component; otherwise part-solid, measured on the whole lesion with the solid component's own mean diameter.
+ * - the whole lesion: a region grow from the densest voxel within 1.5 mm of the centre over HU ≥ T_low = background
+ *   + ½·(min(core, −550) − background), on a copy smoothed with σ = 0.7 mm (noise, the bubbly texture of ground
+ *   glass); core = 90th percentile of that copy within 1–3 mm of the centre, at least 100 HU over the background or
+ *   there is nothing to measure. A ground-glass lesion is cut at its half maximum, a solid one keeps its halo;
+ * - the solid component, when the lesion holds at least a 3 mm sphere's worth of voxels at −300 HU or more: a grow on
+ *   the raw HU over HU ≥ T_solid = max(−450, background + ½·(density − background)), density = the median of those
+ *   voxels (capped at 100), from the densest voxel near the centre;
+ * - both grows are 6-connected, inside the lung mask (so a juxtapleural nodule stops at the chest wall) and the search
+ *   sphere, then opened with a ball of OPENING_FRACTION × the grown lesion's equivalent radius (0.7–3 mm; smaller
+ *   when nothing survives) and cut to the component holding the seed: vessels thinner than the ball come off. The
+ *   sphere grows ×1.5 (up to 30 mm) while the lesion covers a quarter of its outer shell.
+ * Type: no solid component → ground-glass. Solid when what lies beyond the solid component's blur halo (max(1.5 mm,
+ * one slice) + σ/2), kept only where it is a layer at least 2 mm thick (an opening by a 1 mm ball: spicules, vessel
+ * stumps and partial-volume rims are thinner), is under 30 % of the solid volume; measured on the solid component.
+ * Otherwise part-solid, measured on the whole lesion, with the solid component's own mean diameter.
+ * A lesion whose mean HU stands less than 120 HU over the background, or smaller than a 3 mm sphere, is none.
+ * Subsolid lesions are measured again from their own centre when the candidate was more than 2 mm off it.
  * Sizes: key slice = the axial slice of largest area; long axis = the largest in-plane distance between two pixels
- * (max Feret, pixel centres plus one pixel: the pixels' own extent); short axis = the longest chord perpendicular to
- * it; mean diameter = (long + short)/2 rounded to 0.1 mm; volume = voxel count × voxel volume, corrected for the
- * partial volume of the border voxels (pvVolumeMm3).
+ * (max Feret over pixel centres, plus one pixel for the pixels' own extent); short axis = the longest chord
+ * perpendicular to it (same correction); mean diameter = (long + short)/2 rounded to 0.1 mm; volume = the voxel
+ * count corrected for the partial volume of the border voxels (pvVolumeMm3), mm³.
  */
 
 export type MeasureOptions = {
@@ -251,7 +255,7 @@ function measureOnce(volume: Volume, mask: LungMask, centreVoxel: Vec3, scaleMm:
   const sz = volume.sliceSpacingMm || 1;
   let radius = options.searchRadiusMm ?? Math.min(22, Math.max(8, 0.9 * (scaleMm ?? 10) + 4));
   for (let attempt = 0; attempt < 4; attempt++) {
-    const r = measureWithin(volume, mask, centreVoxel, radius, [sx, sy, sz], [C, R, S], options.smoothMm ?? 0.7, scaleMm);
+    const r = measureWithin(volume, mask, centreVoxel, radius, [sx, sy, sz], [C, R, S], options.smoothMm ?? 0.7);
     if (r === 'grow' && radius < 30) {
       radius = Math.min(30, radius * 1.5);
       continue;
@@ -269,7 +273,6 @@ function measureWithin(
   [sx, sy, sz]: [number, number, number],
   [C, R, S]: [number, number, number],
   smoothMm: number,
-  scaleMm: number | undefined,
 ): NoduleMeasurement | undefined | 'grow' {
   const ci = Math.round(centre[0]);
   const cj = Math.round(centre[1]);
