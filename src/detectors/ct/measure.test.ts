@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Vec3, Volume } from '../../dicom/volume.ts';
 import { lungMask } from './lung-mask.ts';
+import { findCandidates } from './candidates.ts';
 import { measureNodule } from './measure.ts';
 import { cleanLungSpots, cloneVolume, dist, insertEllipsoid, LIDC_0002_MARKS, loadLidc, LUNA_0001, voxelOf, wallSpot } from './testing.ts';
 import type { LungMask, NoduleMeasurement } from './types.ts';
@@ -53,14 +54,22 @@ describe('measureNodule', () => {
     expect(dist(m.centrePatient, LUNA_0001.patient)).toBeLessThan(3);
   });
 
-  it('LIDC-IDRI-0002: the readers\' ground-glass nodule is ground-glass and within 5 mm of their size', () => {
+  it('LIDC-IDRI-0002: the readers\' ground-glass nodule is ground-glass and within 3 mm of their size; from the off-centre candidate within 4 mm', () => {
     const mark = LIDC_0002_MARKS[0];
     const m = measureNodule(v2, m2, voxelOf(v2, mark.patient), 27)!;
     expect(m).toBeDefined();
     consistent(v2, m);
     console.log(`0002 reader-marked nodule: mean ${m.meanDiameterMm} (long ${m.longMm}, short ${m.shortMm}) mm, ${m.volumeMm3} mm³, ${m.type}, ${m.meanHu} HU`);
     expect(m.type).toBe('ground-glass');
-    expect(Math.abs(m.meanDiameterMm - mark.diameterMm)).toBeLessThan(5);
+    expect(Math.abs(m.meanDiameterMm - mark.diameterMm)).toBeLessThan(3);
+    // what the pipeline does: measure from the strongest candidate that hits the mark (the blob filter answers this
+    // heterogeneous juxtapleural lesion about 10 mm off its centre)
+    const c = findCandidates(v2, m2).find((x) => dist(x.patient, mark.patient) <= mark.diameterMm / 2)!;
+    const fromCandidate = measureNodule(v2, m2, c.voxel, c.scaleMm)!;
+    console.log(`  from the candidate ${dist(c.patient, mark.patient).toFixed(1)} mm off: mean ${fromCandidate.meanDiameterMm} mm, centre ${dist(fromCandidate.centrePatient, mark.patient).toFixed(1)} mm off`);
+    expect(fromCandidate.type).toBe('ground-glass');
+    expect(Math.abs(fromCandidate.meanDiameterMm - mark.diameterMm)).toBeLessThan(4);
+    expect(dist(fromCandidate.centrePatient, mark.patient)).toBeLessThan(dist(c.patient, mark.patient));
   });
 
   for (const id of ['LIDC-IDRI-0001', 'LIDC-IDRI-0002'] as const) {
