@@ -22,7 +22,8 @@ import type { Candidate, LungMask } from './types.ts';
  *   sphere, near 0 for a vessel, 0 for a saddle or a dark spot). The power 2 and the −300 HU ceiling were chosen on
  *   synthetic nodules inserted into the two LIDC volumes (40 each, 4–12 mm, solid, −100 HU and −600 HU): 38/40 and
  *   38/40 among the first 300, every solid one found. On a second draw (3 rounds × 24 inserts per volume, 4–10 mm,
- *   noisy): solid 72/72, juxtapleural 36/36, ground-glass 32/36 among the first 300 (34/36 among 1000).
+ *   noisy; insertion-study.ts): solid 72/72, juxtapleural 36/36, ground-glass 32/36 among the first 300 (34/36
+ *   among 1000).
  * - Non-maximum suppression across scales keeps the stronger of two candidates closer than the larger radius; at most
  *   `maxCandidates` are returned, strongest first.
  */
