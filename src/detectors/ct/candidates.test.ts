@@ -68,7 +68,8 @@ describe('findCandidates on the LIDC cases', () => {
       expect(r).toBeGreaterThanOrEqual(0);
       console.log(`0002: ${cs.length} candidates in ${ms.toFixed(0)} ms; mark ${mark.diameterMm.toFixed(1)} mm hit at rank ${r}, ${dist(cs[r].patient, mark.patient).toFixed(1)} mm off`);
     }
-    expect(ms).toBeLessThan(8000);
+    // about 2.5 s alone; the bound leaves room for a loaded machine
+    expect(ms).toBeLessThan(15000);
   });
 
   it('small nodules inserted into real lung are found: solid 4–8 mm, ground-glass 8 mm, juxtapleural 6 mm', () => {
