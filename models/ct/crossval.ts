@@ -3,7 +3,7 @@
  *
  *   npx tsx models/ct/crossval.ts                 # dump → train (A, B, shipped) → cross-volume evaluation → release files
  *   npx tsx models/ct/crossval.ts --stage eval    # only re-evaluate the models already trained
- *   (stages: all | dump | train | foldA | foldB | eval; fold runs are cached in .cache/ct-eval/<fold>/run.json)
+ *   (stages: all | dump | train | foldA | foldB | eval | golden; fold runs are cached in .cache/ct-eval/<fold>/run.json)
  *
  * Folds: model A is trained on nodules inserted into LIDC-IDRI-0001 (seeds 1–3; seed 4 is its training monitor) and
  * tested on fresh inserts (seeds 101–104) in LIDC-IDRI-0002 through the full TypeScript pipeline (lung mask →
@@ -228,6 +228,8 @@ async function golden(modelPath: string, manifest: ModelManifest, cases: LidcCas
       { what: 'real nodule (first reader outline centre)', voxel: refVoxel },
       ...cands.slice(0, 2).map((k, i) => ({ what: `candidate ${i + 1} away from the nodule`, voxel: k.voxel })),
     ];
+    // golden.json keeps 3 decimals of each centre: cut the patches at exactly those.
+    for (const x of centres) x.voxel = x.voxel.map((v) => Number(v.toFixed(3))) as Vec3;
     const patches = extract(c.volume, centres.map((x) => x.voxel));
     const out = await session.run({ patches: new ort.Tensor('float32', patches, [centres.length, 1, 32, 32, 32]) });
     const probs = out.probability.data as Float32Array;
@@ -239,7 +241,7 @@ async function golden(modelPath: string, manifest: ModelManifest, cases: LidcCas
         sum += v;
         absSum += Math.abs(v);
       }
-      items.push({ case: c.name, what: x.what, voxel: x.voxel.map((v) => Number(v.toFixed(3))), tensor: { sum, absSum, centre8: Array.from(p.subarray(16 * 1024 + 16 * 32 + 12, 16 * 1024 + 16 * 32 + 20)) }, probability: probs[i] });
+      items.push({ case: c.name, what: x.what, voxel: x.voxel, tensor: { sum, absSum, centre8: Array.from(p.subarray(16 * 1024 + 16 * 32 + 12, 16 * 1024 + 16 * 32 + 20)) }, probability: probs[i] });
     });
   }
   return { model: { id: manifest.id, version: manifest.version, sha256: manifest.sha256 }, tolerance: { probability: 1e-4, tensorSum: 0.05, tensorValue: 1e-4 }, items };
@@ -275,6 +277,10 @@ async function main(): Promise<void> {
   // Either fold alone (to run one while the other model still trains); the full eval reuses their saved runs.
   if (a.stage === 'foldA') await runFold('A', modelA, cases[1], a.testSeeds, a.count);
   if (a.stage === 'foldB') await runFold('B', modelB, cases[0], a.testSeeds, a.count);
+  if (a.stage === 'golden') {
+    const manifest = JSON.parse(readFileSync(join(HERE, 'manifest.json'), 'utf8')) as ModelManifest;
+    writeFileSync(join(HERE, 'golden.json'), `${JSON.stringify(await golden(shipped, manifest, cases), null, 1)}\n`);
+  }
   if (a.stage !== 'all' && a.stage !== 'eval') return;
 
   const runA = await runFold('A', modelA, cases[1], a.testSeeds, a.count);
@@ -286,10 +292,11 @@ async function main(): Promise<void> {
     [...runA.excluded, ...runB.excluded],
     { scans: [...runA.scans, ...runB.scans] },
   );
-  // Operating points from the pooled cross-volume detections: positive = the threshold that keeps ≤ 1 FP per scan,
-  // urgent = ≤ 1/8 FP per scan (a nodule the model is that sure of is worth a reader's attention first).
-  const positive = pooledAll.sensitivityAt.find((s) => s.fpRate === 1);
-  const urgent = pooledAll.sensitivityAt.find((s) => s.fpRate === 0.125);
+  // Operating points from the pooled cross-volume detections: positive = the threshold that keeps ≤ 4 FP per scan, the
+  // operating point issue 7 states its target at (sensitivity ≥ 80 % at 4 FP/scan; a second-reader CAD convention);
+  // urgent = ≤ 1 FP per scan (a nodule the model is that sure of is worth a reader's attention first).
+  const positive = pooledAll.sensitivityAt.find((s) => s.fpRate === 4);
+  const urgent = pooledAll.sensitivityAt.find((s) => s.fpRate === 1);
   if (!positive || !urgent || !Number.isFinite(positive.threshold) || !Number.isFinite(urgent.threshold)) throw new Error('no finite operating point on the pooled FROC curve');
 
   const realRuns = { A: await realCheck('A', modelA, cases), B: await realCheck('B', modelB, cases), shipped: await realCheck('shipped', shipped, cases) };
@@ -351,7 +358,7 @@ function buildManifest(sha256: string, positive: { threshold: number; sensitivit
     card: 'CARD.md',
     description:
       'False-positive reduction of CT lung-nodule candidates: probability that a 32 mm patch (1 mm voxels) centred on a candidate holds a nodule. ' +
-      'Operating points are on nodule probability, chosen on pooled cross-volume tests with inserted nodules: positive ≤ 1 false positive per scan, urgent ≤ 1/8; ' +
+      'Operating points are on nodule probability, chosen on pooled cross-volume tests with inserted nodules: positive ≤ 4 false positives per scan (the issue-7 operating point), urgent ≤ 1; ' +
       'sensitivity is per inserted nodule (4–30 mm), not per study; there is no study-level specificity (no nodule-free scans).',
   };
 }
@@ -447,13 +454,21 @@ ${table(m.folds.B)}
 
 ## Operating points (on nodule probability)
 Chosen on the pooled cross-volume test detections above, never on training data:
-- positive: p ≥ ${manifest.operatingPoints.positive.threshold} — at most 1 false positive per scan; sensitivity ${pct(op.positive.sensitivity)} of inserted nodules (4–30 mm);
-- urgent: p ≥ ${manifest.operatingPoints.urgent?.threshold} — at most 1/8 false positive per scan; sensitivity ${pct(op.urgent.sensitivity)}.
-There is no study-level specificity: no nodule-free scans exist here.
+- positive: p ≥ ${manifest.operatingPoints.positive.threshold} — at most 4 false positives per scan, the operating point issue 7 sets
+  its target at; sensitivity ${pct(op.positive.sensitivity)} of inserted nodules (4–30 mm) there;
+- urgent: p ≥ ${manifest.operatingPoints.urgent?.threshold} — at most 1 false positive per scan; sensitivity ${pct(op.urgent.sensitivity)}.
+There is no study-level specificity: no nodule-free scans exist here. The fold models are more confident on the other
+volume's anatomy than the shipped model is on either (it has seen both): thresholds carried over from the folds are
+therefore conservative for the shipped model on these two scans, and of unknown fit on other scans. A first run used
+1 FP/scan for positive; it was moved to the issue's 4 FP/scan after the real-nodule check below showed that at
+p ≥ 0.983 the shipped model reported neither real nodule.
 
 ## Real nodules (sanity check, unmodified scans)
 The only real nodules ≥ 3 mm: LIDC-IDRI-0001 (4 readers, LUNA16 consensus 23.4 mm) and LIDC-IDRI-0002 (2 readers, an
-"excluded" mark in LUNA16 terms). None of the models trained on a patch within 5 mm of them.
+"excluded" mark in LUNA16 terms). No training patch was centred within (outline radius + 5 mm) of any reader's mark,
+and no nodule was inserted within (radius + 10 mm) of one; a 32 mm training patch centred farther away can still
+show part of a 23 mm nodule at its edge. "found" = a detection with p ≥ 0.1 within the reference radius of the
+readers' mean centre; "rank" among that scan's detections by probability.
 
 | model | case | reference | found | mean diameter, mm | type | detections with p ≥ 0.1 / 0.3 / 0.5 / 0.7 / 0.9 |
 |---|---|---|---|---:|---|---|

@@ -36,7 +36,7 @@ describe.skipIf(!released)('models/ct: ct-lung-nodule model', () => {
   const cases = new Map<string, LidcCase>();
   beforeAll(async () => {
     session = await ort.InferenceSession.create(modelPath);
-    for (const name of new Set(golden.items.map((g) => g.case))) cases.set(name, await loadLidcCase(dirname(unpackedFile(`ct/lidc/${name}/dicom/000001.dcm`))));
+    for (const name of new Set(golden.items.map((g) => g.case))) cases.set(name, await loadLidcCase(dirname(unpackedFile(`ct/lidc/${name}/dicom`))));
   });
 
   it('model.onnx matches the manifest sha256 and size limit, golden.json belongs to it', () => {
