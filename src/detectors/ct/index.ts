@@ -5,7 +5,8 @@
  * axial slice of largest extent), mean diameter, volume, attenuation type, Lung-RADS size category and Fleischner
  * size band; one heatmap per key slice. Any model whose manifest names detector 'ct' runs here.
  *
- * Codes. Standard where one exists: SCT 27925004 Nodule (the finding), SCT 118565006 Volume; long and short axis
+ * Codes. Standard where one exists: the finding is the model's label (SCT 786838002 Pulmonary nodule for the shipped
+ * model; SCT 27925004 Nodule when a manifest has none), SCT 118565006 Volume; long and short axis
  * (SCT 103339001 / 103340004) are written by the SR writer from the bidirectional points. Private 99RADNODE codes,
  * documented in models/ct/CARD.md and docs, where none does: the mean diameter as Lung-RADS and Fleischner define it
  * ((long + short) / 2 on one axial slice; SNOMED's Diameter has no "mean of two axes" form without a modifier the
@@ -69,7 +70,7 @@ const q = (x: number) => Math.round(x * 4) / 4;
 type Ok = Extract<CtReply, { kind: 'ok' }>;
 
 /** One finding per nodule: SCOORD3D centre, bidirectional key image, sizes, categories (issue 7 items 4–5). */
-export function noduleFinding(n: Nodule, reply: Ok, index: number, idPrefix: string, uidParts: string[]): Finding {
+export function noduleFinding(n: Nodule, reply: Ok, index: number, idPrefix: string, uidParts: string[], concept: Code = CT_CODES.nodule): Finding {
   const measurements: Measurement[] = [{ concept: CT_CODES.meanDiameter, value: r1(n.meanDiameterMm), unit: 'mm' }];
   // A size from the blob scale is an estimate: say so, and give no volume (there is no segmentation to count).
   if (!n.sizeEstimated) measurements.push({ concept: CT_CODES.volume, value: Math.round(n.volumeMm3), unit: 'mm3' });
@@ -86,7 +87,7 @@ export function noduleFinding(n: Nodule, reply: Ok, index: number, idPrefix: str
   return {
     trackingUid: trackingUid([...uidParts, voxel]),
     trackingId: `${idPrefix}-nodule-${index + 1}`,
-    concept: CT_CODES.nodule,
+    concept,
     probability: r4(n.probability),
     place: {
       frameOfReferenceUID: reply.frameOfReferenceUID,
@@ -147,6 +148,8 @@ export function createCtDetector(model: LoadedModel, runtime: InferenceRuntime, 
   const { manifest } = model;
   const identity = { id, version: manifest.version, modelSha256: model.sha256 };
   const positive = manifest.operatingPoints.positive.threshold;
+  // The model's own label (the shipped one: SCT 786838002 Pulmonary nodule), else SCT 27925004 Nodule.
+  const concept = manifest.labels[0]?.code ?? CT_CODES.nodule;
   return {
     manifest: { ...identity, routing: manifest.routing },
     select: selectCt,
@@ -167,7 +170,7 @@ export function createCtDetector(model: LoadedModel, runtime: InferenceRuntime, 
       const t = performance.now();
       const uidParts = [input.studyInstanceUID, reply.seriesInstanceUID, model.sha256];
       const nodules = reply.nodules.filter((n) => n.probability >= positive).sort((a, b) => b.probability - a.probability);
-      const findings = nodules.map((n, i) => noduleFinding(n, reply, i, id, uidParts));
+      const findings = nodules.map((n, i) => noduleFinding(n, reply, i, id, uidParts, concept));
       const heatmaps = keySliceHeatmaps(nodules, reply);
       // The study score is the most suspicious nodule (issue 7 item 4); with none above the operating point, the
       // highest probability the model gave any candidate is not known here, so the score is that of the best
