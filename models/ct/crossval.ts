@@ -384,7 +384,7 @@ function card(m: Metrics, manifest: ModelManifest, bytes: number): string {
   const ci = (c?: [number, number]): string => (c ? ` (${pct(c[0])}–${pct(c[1])})` : '');
   const table = (rows: { stratum: string; result: Summary }[]): string =>
     [
-      '| stratum | nodules | detected (any p ≥ 0.1) | sens @ 1/8 | @ 1/2 | @ 1 | @ 2 | @ 4 FP/scan | @ 8 | CPM (95% CI) | mean-diameter MAE (bias), mm |',
+      '| stratum | nodules | detected (100 most probable marks per scan, p ≥ 0.1) | sens @ 1/8 | @ 1/2 | @ 1 | @ 2 | @ 4 FP/scan | @ 8 | CPM (95% CI) | mean-diameter MAE (bias), mm |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...rows.map((r) => {
         const s = r.result.sensitivityAt;
@@ -475,9 +475,10 @@ readers' mean centre; "rank" among that scan's detections by probability.
 ${realRows}
 
 Scored with the LUNA16 reference of the two real scans (\`evaluate.ts\` on \`.cache/ct-eval/real-<model>/detections.csv\`
-with the shared luna16 CSVs; one consensus nodule, so these are sanity figures, not performance):
+with the shared luna16 CSVs; one consensus nodule, so these are sanity figures, not performance; LUNA16 scores only the
+100 most probable marks of a scan, so a nodule ranked below 100 counts as missed):
 ${Object.entries(m.realLuna16)
-  .map(([k, r]) => `- ${k}: consensus nodule ${r.detected ? 'found' : 'missed'}; ${r.falsePositives} detections with p ≥ 0.1 off every LUNA16 mark (${(r.falsePositives / r.scans).toFixed(1)} per scan); CPM ${r.cpm.toFixed(3)}; diameter error ${r.diameter.n ? `${r.diameter.meanErrorMm.toFixed(1)} mm` : '-'}`)
+  .map(([k, r]) => `- ${k}: consensus nodule ${r.detected ? 'found' : 'missed'}; ${r.falsePositives} scored marks (p ≥ 0.1, at most 100 per scan) off every LUNA16 mark (${(r.falsePositives / r.scans).toFixed(1)} per scan); CPM ${r.cpm.toFixed(3)}; diameter error ${r.diameter.n ? `${r.diameter.meanErrorMm.toFixed(1)} mm` : '-'}`)
   .join('\n')}
 
 ## What is NOT known
