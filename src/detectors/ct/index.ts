@@ -104,6 +104,12 @@ export function noduleFinding(n: Nodule, reply: Ok, index: number, idPrefix: str
   };
 }
 
+/**
+ * Nodules are measured from this probability up (or from the positive operating point, if lower) so that the study
+ * score is the most suspicious nodule even when none is reported; only those at the operating point become findings.
+ */
+export const STUDY_SCORE_FLOOR = 0.5;
+
 /** Grid of the per-slice heatmaps; the SC writer scales it to the slice. 128 cells resolve a 5 mm nodule on a 35 cm field. */
 export const HEATMAP_GRID = 128;
 
@@ -160,7 +166,8 @@ export function createCtDetector(model: LoadedModel, runtime: InferenceRuntime, 
         key: manifest.id,
         series: input.series.map((s) => ({ seriesInstanceUID: s.info.seriesInstanceUID, paths: s.instances.map((i) => i.path) })),
         spec: { input: manifest.input, outputs: manifest.outputs },
-        minProbability: positive,
+        // Measured down to the floor so the study score can say how close the best sub-threshold nodule came.
+        minProbability: Math.min(positive, STUDY_SCORE_FLOOR),
       });
       const base = { detector: identity, studyInstanceUID: input.studyInstanceUID };
       if (reply.kind === 'refused') {
@@ -172,10 +179,9 @@ export function createCtDetector(model: LoadedModel, runtime: InferenceRuntime, 
       const nodules = reply.nodules.filter((n) => n.probability >= positive).sort((a, b) => b.probability - a.probability);
       const findings = nodules.map((n, i) => noduleFinding(n, reply, i, id, uidParts, concept));
       const heatmaps = keySliceHeatmaps(nodules, reply);
-      // The study score is the most suspicious nodule (issue 7 item 4); with none above the operating point, the
-      // highest probability the model gave any candidate is not known here, so the score is that of the best
-      // reported nodule or 0.
-      const studyScore = nodules.length ? nodules[0].probability : 0;
+      // The study score is the most suspicious nodule (issue 7 item 4), reported or not: a study whose best nodule
+      // sits just under the operating point reads differently from one with nothing over the floor (score 0).
+      const studyScore = reply.nodules.reduce((m, n) => Math.max(m, n.probability), 0);
       const timingsMs = roundTimings({ ...reply.timingsMs, postprocess: performance.now() - t, total: performance.now() - started });
       ctx.log.info('ct run', { series: reply.seriesInstanceUID, why: reply.why, nodules: nodules.length, candidates: reply.candidateCount, lungVolumeMl: Math.round(reply.lungVolumeMl), timingsMs });
       return {
