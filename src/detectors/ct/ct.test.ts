@@ -172,6 +172,21 @@ describe('the ct request in the inference worker', () => {
     expect(reply.skipped[0].reason).toEqual(NOT_PROCESSED.gantryTilt);
     expect(reply.timingsMs.decode).toBe(0);
   }, 60_000);
+
+  it('refuses a slab below the lungs (the 40 most caudal slices of LIDC-IDRI-0001, upper abdomen) as no lungs in view', async () => {
+    const { models } = await loadModels(modelsDir, runtime);
+    const m = models[0];
+    const all = files(unpackedFile('ct/lidc/LIDC-IDRI-0001/dicom'));
+    const headers = all.map((f) => ({ f, h: readHeader(new Uint8Array(readFileSync(f))) }));
+    const order = planVolumes(headers.map((x) => x.h)).stacks[0].instances.map((i) => headers.find((x) => x.h.SOPInstanceUID === i.SOPInstanceUID)!);
+    const slab = order.slice(0, 40); // ascending along the normal: feet first, z −340 to −242.5 mm
+    expect(slab.at(-1)!.h.header.numbers('ImagePositionPatient')[2]).toBeLessThan(-240);
+    const reply = await runtime.ct({ key: m.manifest.id, series: [{ seriesInstanceUID: 'slab', paths: slab.map((x) => x.f) }], spec: m.manifest, minProbability: 0.5 });
+    expect(reply.kind).toBe('refused');
+    expect(reply.skipped.map((x) => x.reason)).toEqual([NOT_PROCESSED.noLungs]);
+    const ml = Number(/lung mask (\d+) ml/.exec(reply.skipped[0].detail)?.[1]);
+    expect(ml).toBeLessThan(500);
+  }, 120_000);
 });
 
 describe.runIf(HAVE_PIPELINE)('radnode analyze on LIDC-IDRI-0001 (throw-away graph: plumbing only)', () => {
