@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, unpackedFile } from '../../../test/helpers/paths.ts';
+import { REPO_ROOT, sharedFile, unpackedFile } from '../../../test/helpers/paths.ts';
 import type { AnalyzeSummary } from '../../analyze.ts';
 import { main } from '../../cli/main.ts';
 import { readInstance } from '../../dicom/instance.ts';
@@ -186,6 +186,24 @@ describe('the ct request in the inference worker', () => {
     expect(reply.skipped.map((x) => x.reason)).toEqual([NOT_PROCESSED.noLungs]);
     const ml = Number(/lung mask (\d+) ml/.exec(reply.skipped[0].detail)?.[1]);
     expect(ml).toBeLessThan(500);
+  }, 120_000);
+});
+
+describe('radnode analyze on the GE head CT and the Philips exam summary', () => {
+  it('writes no result object and gives every series a coded reason', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'rn-ct-edge-'));
+    const { config } = tinyModelConfig();
+    const ge = dirname(unpackedFile('ct/edge/ge-head-ct-gantry-tilt/01.dcm'));
+    const philips = dirname(sharedFile('ct/edge/philips-ingenuity-exam-summary/localizer_S1000_I10.dcm'));
+    const code = await main(['analyze', ge, philips, '--out', out, '--config', config], { out: () => undefined, err: () => undefined });
+    expect(code).toBe(0);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as AnalyzeSummary;
+    expect(summary.results).toEqual([]);
+    const reasons = summary.notProcessed.map((n) => n.reason.value).sort();
+    // GE: 28 images (the rule's minInstances; select.ts would add HEAD, and the worker the 18.5° tilt); Philips: the
+    // localizer series and the exam-summary screenshot series (DERIVED\SECONDARY\DOSE_INFO first: a dose screenshot).
+    expect(reasons).toEqual(['RN-NP-DOSE', 'RN-NP-FEWIMAGES', 'RN-NP-LOCALIZER'].sort());
+    expect(readdirSync(out).filter((f) => f !== 'summary.json')).toEqual([]);
   }, 120_000);
 });
 
