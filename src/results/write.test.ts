@@ -6,7 +6,7 @@ import { num, readPart10, seq, str } from './dicom-io.ts';
 import { IS_MAX, seriesNumbers } from './modules.ts';
 import { ctxFor, DETECTOR, emptyResult, headerOf, NODE, sourceOf } from './test-support/fixtures.ts';
 import { dciodvfyErrors, dsrdump } from './test-support/tools.ts';
-import { writeResultObjects } from './write.ts';
+import { sourcesRead, writeResultObjects } from './write.ts';
 import { isUnderRoot } from './uids.ts';
 
 const CR = sharedFile('cxr/dicom/other/CR-MONO1-10-chest.part10.dcm');
@@ -134,5 +134,17 @@ describe('Series Numbers sort after the source series (OHIF sorts display sets b
     expect(numbers).toEqual([seriesNumbers(DETECTOR.id, [ctNumber]).sr, seriesNumbers(DETECTOR.id, [ctNumber]).heatmap]);
     for (const n of numbers) expect(n).toBeGreaterThan(ctNumber);
     for (const o of objects) expect(dciodvfyErrors(o.bytes).errors).toEqual([]);
+  });
+});
+
+describe('the objects cover only the series the detector read', () => {
+  const src = (series: string, n: number) => ({ path: `/x/${series}/${n}.dcm`, sopInstanceUID: `${series}.${n}`, sopClassUID: '1.2.840.10008.5.1.4.1.1.2', seriesInstanceUID: series });
+  const sources = [src('1.2.3.1', 1), src('1.2.3.1', 2), src('1.2.3.2', 1)];
+  it('a CT study with two qualifying series, one chosen: only the chosen series is evidence and gets key slices', () => {
+    expect(sourcesRead(emptyResult('1.2.3', ['1.2.3.2']), sources).map((s) => s.sopInstanceUID)).toEqual(['1.2.3.2.1']);
+  });
+  it('a result that read nothing (or names no source) keeps every source for its not-processed report', () => {
+    expect(sourcesRead(emptyResult('1.2.3', []), sources)).toHaveLength(3);
+    expect(sourcesRead(emptyResult('1.2.3', ['9.9']), sources)).toHaveLength(3);
   });
 });

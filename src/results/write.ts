@@ -82,8 +82,21 @@ export const writeResultObjects: ResultWriter = async (result, sources, ctx): Pr
   if (sources.length === 0) {
     throw new RadnodeError('RN_RESULT_INVALID', 'a result needs at least one source instance', { details: { studyInstanceUID: result.studyInstanceUID } });
   }
-  const first = await readSourceHeader(sources[0]);
-  const numbers = seriesNumbers(result.detector.id, await sourceSeriesNumbers(sources));
-  const sr = writeSr(result, sources, first, ctx, { spacing: await spacingOfBidirectionalKeys(result, sources), seriesNumber: numbers.sr });
-  return [sr, ...(await writeHeatmaps(result, sources, ctx, numbers.heatmap))];
+  const read = sourcesRead(result, sources);
+  const first = await readSourceHeader(read[0]);
+  const numbers = seriesNumbers(result.detector.id, await sourceSeriesNumbers(read));
+  const sr = writeSr(result, read, first, ctx, { spacing: await spacingOfBidirectionalKeys(result, read), seriesNumber: numbers.sr });
+  return [sr, ...(await writeHeatmaps(result, read, ctx, numbers.heatmap))];
 };
+
+/**
+ * The sources the detector really read: a CT study routed whole may hold several qualifying series of which the
+ * detector chose one (the others are in `skipped` with their reason). The SR's evidence and the heatmap SCs cover
+ * only what was read; a result that read nothing (every series refused after the headers) keeps all of them, so that
+ * its "not processed" report still references the study's images.
+ */
+export function sourcesRead(result: DetectorResult, sources: SourceInstance[]): SourceInstance[] {
+  if (result.sourceSeries.length === 0) return sources;
+  const read = sources.filter((s) => result.sourceSeries.includes(s.seriesInstanceUID));
+  return read.length ? read : sources;
+}
