@@ -2,7 +2,7 @@
  * Training patches for the CT nodule false-positive-reduction model (issue 7 item 3), from nodules inserted into the
  * two real LIDC volumes (insert.ts):
  *
- *   npx tsx models/ct/dump.ts [--cases LIDC-IDRI-0001,LIDC-IDRI-0002] [--seeds 1-4] [--count 25] [--jitter 4]
+ *   npx tsx models/ct/dump.ts [--cases LIDC-IDRI-0001,LIDC-IDRI-0002] [--seeds 1-6] [--count 25] [--jitter 4]
  *
  * For each case and seed: insert `count` nodules, run the pipeline's own lung mask and candidate finder on the
  * modified volume, label each candidate, cut the pipeline's own patches (patch.ts) and write them to
@@ -24,7 +24,7 @@ import { patientToVoxel, type Vec3, type Volume } from '../../src/dicom/volume.t
 import { findCandidates } from '../../src/detectors/ct/candidates.ts';
 import { lungMask } from '../../src/detectors/ct/lung-mask.ts';
 import type { Candidate } from '../../src/detectors/ct/types.ts';
-import { insertNodules, type InsertedNodule } from './insert.ts';
+import { insertNodules, type InsertedNodule, type InsertOptions } from './insert.ts';
 import { dist, loadLidcCase, type LidcCase, type LidcMark } from './lidc.ts';
 import { rng } from './rng.ts';
 
@@ -36,6 +36,19 @@ export const loadExtractPatches = async (): Promise<ExtractPatches> => ((await i
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const TRAIN_DIR = resolve(REPO, '.cache/ct-train');
 export const CASES_DIR = resolve(REPO, '.cache/data/ct/lidc');
+
+/**
+ * The training inserts' mix (model 1.1.0). The test inserts of crossval.ts keep insert.ts's defaults (60/25/15 solid /
+ * ground-glass / part-solid, 50/30/20 parenchymal / juxtapleural / juxtavascular, 15% 10–30 mm); training over-samples
+ * the kinds the 1.0.0 model missed most on the cross-volume folds (ground glass, juxtavascular, large nodules next to
+ * hilar vessels), so that each seed adds more of the hard positives. A change of training distribution only: the test
+ * distribution, and so the figures' meaning, stays the same.
+ */
+export const TRAIN_MIX: Pick<InsertOptions, 'typeMix' | 'placementMix' | 'largeShare'> = {
+  typeMix: { solid: 0.5, 'ground-glass': 0.32, 'part-solid': 0.18 },
+  placementMix: { parenchymal: 0.35, juxtapleural: 0.3, juxtavascular: 0.35 },
+  largeShare: 0.25,
+};
 
 export type CandidateLabel = { label: 0 | 1 | null; nodule?: InsertedNodule; why: string };
 
@@ -70,10 +83,16 @@ type PatchMeta = {
   patient: Vec3;
 };
 
-export async function dumpCase(c: LidcCase, seed: number, count: number, jitter: number): Promise<{ patches: Float32Array; meta: PatchMeta[]; candidateRecall: number }> {
+export async function dumpCase(
+  c: LidcCase,
+  seed: number,
+  count: number,
+  jitter: number,
+  mix: Pick<InsertOptions, 'typeMix' | 'placementMix' | 'largeShare'> = TRAIN_MIX,
+): Promise<{ patches: Float32Array; meta: PatchMeta[]; candidateRecall: number }> {
   const zones = realNoduleZones(c.marks);
   const base = lungMask(c.volume);
-  const { voxels, nodules } = insertNodules(c.volume, { seed, count, lung: base.mask, avoid: zones.map((z) => ({ ...z, radiusMm: z.radiusMm + 5 })) });
+  const { voxels, nodules } = insertNodules(c.volume, { ...mix, seed, count, lung: base.mask, avoid: zones.map((z) => ({ ...z, radiusMm: z.radiusMm + 5 })) });
   const vol: Volume = { ...c.volume, voxels };
   const mask = lungMask(vol);
   const cands = findCandidates(vol, mask);
@@ -124,7 +143,7 @@ async function main(): Promise<void> {
     return i >= 0 && args[i + 1] ? args[i + 1] : d;
   };
   const cases = opt('--cases', 'LIDC-IDRI-0001,LIDC-IDRI-0002').split(',');
-  const seeds = parseSeeds(opt('--seeds', '1-4'));
+  const seeds = parseSeeds(opt('--seeds', '1-6'));
   const count = Number(opt('--count', '25'));
   const jitter = Number(opt('--jitter', '4'));
   mkdirSync(TRAIN_DIR, { recursive: true });

@@ -16,11 +16,14 @@ axes (z, y, x); the patch's intensity mapping is patch.ts's and is described in 
 [N,1] = sigmoid(logit), inside the graph.
 
 Network: four 3x3x3 conv + BN + ReLU blocks (16, 32, 64, 64 channels; max-pool between), global average pool,
-dropout, one linear unit: ~0.2 M parameters, ~100 patches/s training on 2 idle cores, 14 epochs. A smaller
+dropout, one linear unit: ~0.2 M parameters, ~75 patches/s training on 2 idle cores, 6 epochs. A smaller
 8-16-32-64 variant trained 10 epochs scored far worse in fold A (CPM 0.17 against 0.45): that comparison was made on
 fold A's test scans, so fold A's figures are mildly optimistic for having chosen between two networks on them.
-Augmentation: flips on all three axes, in-plane 90-degree rotations, +/-0.5 mm-scale shifts (one voxel), mild noise.
-Loss: BCE with positives weighted to balance the classes.
+Augmentation (1.1.0, see augment): exact flips and 90-degree turns, and for 3 patches in 4 an arbitrary in-plane
+rotation, a tilt up to 25 degrees, scale 0.87-1.15 and a shift up to 1 mm; gain, offset and noise on every patch.
+(1.0.0: flips, 90-degree turns, one-voxel shifts, mild noise only, 14 epochs.)
+Loss: plain BCE (about one patch in three is positive; 1.0.0 weighted positives ~2.1x, which squashed its
+probabilities towards 1).
 """
 import argparse
 import glob
@@ -88,23 +91,67 @@ class Exported(nn.Module):
         return torch.sigmoid(self.net(patches))
 
 
-def augment(x, gen):
-    # x: [B,1,Z,Y,X]; one random transform per batch half keeps it cheap and still varied
-    out = []
-    for part in torch.chunk(x, 2):
-        if torch.rand(1, generator=gen).item() < 0.5:
-            part = torch.flip(part, dims=[4])
-        if torch.rand(1, generator=gen).item() < 0.5:
-            part = torch.flip(part, dims=[3])
-        if torch.rand(1, generator=gen).item() < 0.5:
-            part = torch.flip(part, dims=[2])
-        k = int(torch.randint(0, 4, (1,), generator=gen).item())
-        part = torch.rot90(part, k, dims=[3, 4])
-        s = torch.randint(-1, 2, (3,), generator=gen).tolist()
-        part = torch.roll(part, shifts=s, dims=[2, 3, 4])
-        part = part + 0.02 * torch.randn(part.shape, generator=gen)
-        out.append(part)
-    return torch.cat(out)
+def augment(x, gen, resample=0.75):
+    """Label-preserving variations of real anatomy and inserted nodules (x: [B,1,Z,Y,X], values as patch.ts maps them).
+
+    The negatives come from only two scans, so every negative the model sees is one of ~270 real structures per scan;
+    resampling them at new orientations and sizes is the cheapest way to show it vessels, bronchi and hilar structures
+    it has not seen in exactly that pose. Per sample:
+    - flips on all three axes and an in-plane 90-degree rotation (exact, no interpolation);
+    - with probability `resample`: a trilinear resampling by an arbitrary in-plane rotation, a tilt of up to 25 degrees
+      out of the axial plane (not more: the source slices are 1.25-2.5 mm, so z is blurrier than x and y and a full 3D
+      rotation would put that blur into the axial plane, which real scans never show), isotropic scale 0.87-1.15
+      (nodule sizes are continuous, and anatomy varies in calibre) and a sub-voxel to one-voxel shift;
+    - intensity: gain 0.92-1.08 and offset +/-0.03 (about +/-40 HU in patch.ts's 1400 HU window), noise sigma 0-0.03
+      (kernel and dose differences).
+    """
+    b = x.shape[0]
+    u = lambda *shape: torch.rand(*shape, generator=gen)
+    flips = u(b, 3) < 0.5
+    sign = torch.where(flips, -1.0, 1.0)
+    x = torch.stack([torch.rot90(x[i], int(4 * u(1).item()), dims=[2, 3]) for i in range(b)])
+    # the flips and the resampling are one affine map in affine_grid's (x, y, z) = (X, Y, Z) order
+    a = torch.eye(3).repeat(b, 1, 1) * sign[:, None, :]
+    t = torch.zeros(b, 3)
+    res = u(b) < resample
+    if res.any():
+        n = int(res.sum())
+        th = 2 * np.pi * u(n)
+        cz, sz = torch.cos(th), torch.sin(th)
+        rz = torch.zeros(n, 3, 3)
+        rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = cz, -sz, sz, cz, 1
+        tilt = np.deg2rad(25) * u(n)
+        phi = 2 * np.pi * u(n)
+        # a tilt about a random in-plane axis (cos phi, sin phi, 0): Rodrigues' formula
+        kx, ky = torch.cos(phi), torch.sin(phi)
+        ct, st = torch.cos(tilt), torch.sin(tilt)
+        rt = torch.zeros(n, 3, 3)
+        rt[:, 0, 0] = ct + kx * kx * (1 - ct)
+        rt[:, 0, 1] = kx * ky * (1 - ct)
+        rt[:, 0, 2] = ky * st
+        rt[:, 1, 0] = kx * ky * (1 - ct)
+        rt[:, 1, 1] = ct + ky * ky * (1 - ct)
+        rt[:, 1, 2] = -kx * st
+        rt[:, 2, 0] = -ky * st
+        rt[:, 2, 1] = kx * st
+        rt[:, 2, 2] = ct
+        scale = torch.exp(np.log(0.87) + (np.log(1.15) - np.log(0.87)) * u(n))
+        a[res] = (rt @ rz) * scale[:, None, None] @ a[res]
+        t[res] = (u(n, 3) * 2 - 1) * (1.0 / 16)  # up to one 1 mm voxel (the grid spans [-1, 1] over 32 voxels)
+    out = x.clone()
+    for i in range(b):  # pure flips need no interpolation: those samples stay exact
+        dims = [d for d, f in zip([3, 2, 1], flips[i].tolist()) if f]
+        if not res[i] and dims:
+            out[i] = torch.flip(x[i], dims=dims)
+    if res.any():
+        theta = torch.cat([a[res], t[res][:, :, None]], dim=2)
+        grid = F.affine_grid(theta, x[res].shape, align_corners=False)
+        out[res] = F.grid_sample(x[res], grid, mode='bilinear', padding_mode='border', align_corners=False)
+    x = out
+    gain = 0.92 + 0.16 * u(b, 1, 1, 1, 1)
+    offset = 0.06 * u(b, 1, 1, 1, 1) - 0.03
+    sigma = 0.03 * u(b, 1, 1, 1, 1)
+    return x * gain + offset + sigma * torch.randn(x.shape, generator=gen)
 
 
 def auc(y, p):
@@ -122,7 +169,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--train', required=True, help='comma-separated case names (LIDC-IDRI-0001,...)')
     ap.add_argument('--out', required=True, help='ONNX output path')
-    ap.add_argument('--epochs', type=int, default=14)
+    ap.add_argument('--epochs', type=int, default=8)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--monitor-seed', type=int, default=None,
@@ -143,7 +190,8 @@ def main():
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * ((len(yt) + args.batch - 1) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
-    pos_weight = torch.tensor([(len(yt) - yt.sum().item()) / max(1.0, yt.sum().item())])
+    # Plain BCE: about one patch in three is positive, close enough to balanced; the 1.0.0 model's positive weight
+    # (~2.1) pushed its probabilities towards 1 and made the operating points fragile (0.955 / 0.983).
     gen = torch.Generator().manual_seed(SEED)
     t0 = time.time()
     history = []
@@ -154,7 +202,7 @@ def main():
         for b in range(0, len(yt), args.batch):
             idx = perm[b:b + args.batch]
             xb = augment(xt[idx], gen)
-            loss = F.binary_cross_entropy_with_logits(net(xb).squeeze(1), yt[idx], pos_weight=pos_weight)
+            loss = F.binary_cross_entropy_with_logits(net(xb).squeeze(1), yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
