@@ -7,20 +7,17 @@
  * The detector runs on the shipped CT model when models/ct holds one; before that, on the throw-away graph of
  * src/detectors/ct/test-model.ts, which checks the plumbing and the objects, never the detector.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOrthanc, waitFor, type OrthancHandle } from '../helpers/orthanc.ts';
+import { waitFor, type OrthancHandle } from '../helpers/orthanc.ts';
 import { REPO_ROOT, sharedFile, unpackedFile } from '../helpers/paths.ts';
-import { jobsOf, startRadnode, type RadnodeHandle } from '../helpers/radnode.ts';
+import { jobsOf, type RadnodeHandle } from '../helpers/radnode.ts';
+import { startPushStack, type PushStack } from '../helpers/push-stack.ts';
 import { writeModel } from '../../src/inference/test-support/models.ts';
 import { tinyCtManifest, tinyCtModel } from '../../src/detectors/ct/test-model.ts';
 
-const PUSH = { username: 'orthanc-push', password: 'push-secret-123' };
-const OPERATOR = { username: 'op', password: 'op-secret-456' };
-const basic = (u: { username: string; password: string }) => 'Basic ' + Buffer.from(`${u.username}:${u.password}`).toString('base64');
 
 const LIDC1_STUDY = '1.3.6.1.4.1.14519.5.2.1.6279.6001.298806137288633453246975630178';
 const PHILIPS_STUDY = '1.3.46.670589.33.1.15053592413351079234.27718218421047494460';
@@ -37,31 +34,15 @@ function modelsDir(): string {
 }
 
 describe.runIf(HAVE_PIPELINE)('CT lung-nodule detector against a real Orthanc', () => {
+  let stack: PushStack;
   let rn: RadnodeHandle;
   let orthanc: OrthancHandle;
   beforeAll(async () => {
-    rn = await startRadnode(
-      {
-        server: { host: '127.0.0.1', users: [{ ...PUSH, roles: ['ingest'] }, { ...OPERATOR, roles: ['reader', 'operator'] }] },
-        workflow: { quietSeconds: 30, tickMs: 100, wholeStudySenders: [PUSH.username] },
-        delivery: { mode: 'pacs', confirmTimeoutMs: 10_000 },
-        inference: { modelsDir: modelsDir() },
-      },
-      { start: false, authorization: basic(OPERATOR) },
-    );
-    orthanc = await startOrthanc({
-      stableAgeSec: 2,
-      lua: readFileSync(resolve(REPO_ROOT, 'deploy/orthanc/radnode-forward.lua'), 'utf8'),
-      servers: { radnode: [`${rn.url}/dicom-web/`, PUSH.username, PUSH.password] },
-    });
-    const cfg = parse(readFileSync(rn.configPath, 'utf8'));
-    cfg.pacs = { kind: 'orthanc', url: orthanc.dicomWebUrl };
-    writeFileSync(rn.configPath, stringify(cfg));
-    await rn.start();
+    stack = await startPushStack({ stableAgeSec: 2, modelsDir: modelsDir() });
+    ({ rn, orthanc } = stack);
   }, 60_000);
   afterAll(async () => {
-    await rn?.stop();
-    await orthanc?.stop();
+    await stack?.stop();
   });
 
   it('LIDC-IDRI-0001 pushed by Orthanc comes back as SR + one key-slice SC in the same study; Philips screenshots get coded reasons', async () => {
