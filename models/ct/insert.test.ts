@@ -6,7 +6,8 @@
 import { dirname } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { unpackedFile } from '../../test/helpers/paths.ts';
-import { insertNodules, thresholdLungMask, type InsertedNodule } from './insert.ts';
+import { lungMask } from '../../src/detectors/ct/lung-mask.ts';
+import { insertNodules, type InsertedNodule } from './insert.ts';
 import { dist, loadLidcCase, type LidcCase } from './lidc.ts';
 
 describe('models/ct nodule insertion into LIDC-IDRI-0001', () => {
@@ -19,11 +20,11 @@ describe('models/ct nodule insertion into LIDC-IDRI-0001', () => {
 
   beforeAll(async () => {
     c = await loadLidcCase(dirname(unpackedFile('ct/lidc/LIDC-IDRI-0001/069.xml')));
-    lung = thresholdLungMask(c.volume);
+    lung = lungMask(c.volume).mask;
     ({ voxels, nodules } = insertNodules(c.volume, { seed: 7, count: 30, lung, avoid: avoid() }));
   });
 
-  it('the fallback lung mask holds an adult pair of lungs (3–7 l)', () => {
+  it('the lung mask the nodules are placed in (the pipeline\'s own) holds an adult pair of lungs (3–7 l)', () => {
     let n = 0;
     for (const v of lung) n += v;
     const ml = (n * c.volume.pixelSpacingMm[0] * c.volume.pixelSpacingMm[1] * c.volume.sliceSpacingMm) / 1000;
