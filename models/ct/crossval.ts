@@ -19,7 +19,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -113,10 +113,18 @@ type FoldRun = { fold: string; model: string; testCase: string; scans: string[];
 
 const fileSha = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-/** A fold's run is kept in .cache/ct-eval/<fold>/run.json and reused while the model, seeds and count are the same. */
+/** The detector's own code: a fold run measured with other pipeline code is stale even when the model is the same. */
+function pipelineSha(): string {
+  const dir = join(REPO, 'src/detectors/ct');
+  const h = createHash('sha256');
+  for (const f of readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).sort()) h.update(f).update(readFileSync(join(dir, f)));
+  return h.digest('hex');
+}
+
+/** A fold's run is kept in .cache/ct-eval/<fold>/run.json and reused while the model, pipeline, seeds and count are the same. */
 export async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: number[], count: number): Promise<FoldRun> {
   const dir = join(EVAL_DIR, fold);
-  const key = JSON.stringify({ model: fileSha(modelPath), seeds, count, test: test.name });
+  const key = JSON.stringify({ model: fileSha(modelPath), pipeline: pipelineSha(), seeds, count, test: test.name });
   const cached = join(dir, 'run.json');
   if (existsSync(cached)) {
     const saved = JSON.parse(readFileSync(cached, 'utf8')) as { key: string; run: FoldRun };

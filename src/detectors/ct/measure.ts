@@ -39,6 +39,10 @@ export type MeasureOptions = {
   searchRadiusMm?: number;
   /** σ (mm) of the Gaussian that smooths the box before thresholding: noise and the bubbles of ground glass. */
   smoothMm?: number;
+  /** Keep the search sphere as given: a lesion that fills `maxShellFill` of its shell is then no measurement at all. */
+  fixedRadius?: boolean;
+  /** The share of the search sphere's (lung) outer shell a lesion may cover before the sphere is too small. */
+  maxShellFill?: number;
 };
 
 /**
@@ -255,8 +259,8 @@ function measureOnce(volume: Volume, mask: LungMask, centreVoxel: Vec3, scaleMm:
   const sz = volume.sliceSpacingMm || 1;
   let radius = options.searchRadiusMm ?? Math.min(22, Math.max(8, 0.9 * (scaleMm ?? 10) + 4));
   for (let attempt = 0; attempt < 4; attempt++) {
-    const r = measureWithin(volume, mask, centreVoxel, radius, [sx, sy, sz], [C, R, S], options.smoothMm ?? 0.7);
-    if (r === 'grow' && radius < 30) {
+    const r = measureWithin(volume, mask, centreVoxel, radius, [sx, sy, sz], [C, R, S], options.smoothMm ?? 0.7, options.maxShellFill ?? 0.25);
+    if (r === 'grow' && radius < 30 && !options.fixedRadius) {
       radius = Math.min(30, radius * 1.5);
       continue;
     }
@@ -273,6 +277,7 @@ function measureWithin(
   [sx, sy, sz]: [number, number, number],
   [C, R, S]: [number, number, number],
   smoothMm: number,
+  maxShellFill: number,
 ): NoduleMeasurement | undefined | 'grow' {
   const ci = Math.round(centre[0]);
   const cj = Math.round(centre[1]);
@@ -340,7 +345,7 @@ function measureWithin(
       shellN++;
       if (low[p]) outer++;
     }
-  if (outer > 0.25 * shellN) return 'grow';
+  if (outer > maxShellFill * shellN) return 'grow';
 
   const lowVals: number[] = [];
   for (let p = 0; p < n; p++) if (low[p]) lowVals.push(hu[p]);
