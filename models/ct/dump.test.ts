@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Candidate } from '../../src/detectors/ct/types.ts';
-import { labelCandidate, realNoduleZones } from './dump.ts';
+import { extraNegativesOf, labelCandidate, PIPELINE_CANDIDATES, realNoduleZones } from './dump.ts';
+import { rng } from './rng.ts';
 import type { InsertedNodule } from './insert.ts';
 import type { LidcMark } from './lidc.ts';
 
@@ -44,5 +45,22 @@ describe('models/ct training labels', () => {
     expect(labelCandidate(cand([53.9, 50, 50]), ins, zones)).toMatchObject({ label: 1, nodule: ins[0] });
     expect(labelCandidate(cand([55, 50, 50]), ins, zones).label).toBeNull();
     expect(labelCandidate(cand([56.1, 50, 50]), ins, zones).label).toBe(0);
+  });
+
+  it('extra negatives: only below the first 300, only negatives, no repeats, in rank order, the same for a seed', () => {
+    const all = Array.from({ length: 1500 }, (_, i) => cand([i, 0, 0]));
+    const isNeg = (c: Candidate) => c.patient[0] % 10 !== 0; // every tenth is "a nodule"
+    const a = extraNegativesOf(all, isNeg, 200, rng(5));
+    expect(a).toHaveLength(200);
+    expect(new Set(a.map((x) => x.rank)).size).toBe(200);
+    for (const x of a) {
+      expect(x.rank).toBeGreaterThanOrEqual(PIPELINE_CANDIDATES);
+      expect(isNeg(x.cand)).toBe(true);
+      expect(x.cand).toBe(all[x.rank]);
+    }
+    expect(a.map((x) => x.rank)).toEqual([...a.map((x) => x.rank)].sort((p, q) => p - q));
+    expect(extraNegativesOf(all, isNeg, 200, rng(5))).toEqual(a);
+    expect(extraNegativesOf(all, isNeg, 200, rng(6))).not.toEqual(a);
+    expect(extraNegativesOf(all.slice(0, 300), isNeg, 200, rng(5))).toEqual([]);
   });
 });

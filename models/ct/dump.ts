@@ -26,7 +26,7 @@ import { lungMask } from '../../src/detectors/ct/lung-mask.ts';
 import type { Candidate } from '../../src/detectors/ct/types.ts';
 import { insertNodules, type InsertedNodule, type InsertOptions } from './insert.ts';
 import { dist, loadLidcCase, type LidcCase, type LidcMark } from './lidc.ts';
-import { rng } from './rng.ts';
+import { rng, type Rng } from './rng.ts';
 
 // patch.ts is being written beside the pipeline (src/detectors/ct); loaded by path until it is committed.
 type ExtractPatches = (volume: Volume, centres: Vec3[]) => Float32Array;
@@ -83,22 +83,53 @@ type PatchMeta = {
   patient: Vec3;
 };
 
+/** The pipeline's candidates per scan (what the classifier is asked about at run time). */
+export const PIPELINE_CANDIDATES = 300;
+/** How far down the candidate ranking the extra negatives are drawn from. */
+const EXTRA_FROM_RANKS = 1500;
+
+/** `count` negatives drawn uniformly (seeded) from the candidates below the pipeline's first 300, in rank order. */
+export function extraNegativesOf(all: Candidate[], isNegative: (c: Candidate) => boolean, count: number, r: Rng): { cand: Candidate; rank: number }[] {
+  const lower = all
+    .map((cand, rank) => ({ cand, rank }))
+    .slice(PIPELINE_CANDIDATES)
+    .filter((x) => isNegative(x.cand));
+  for (let i = lower.length - 1; i > 0; i--) {
+    const j = Math.floor(r.next() * (i + 1));
+    [lower[i], lower[j]] = [lower[j], lower[i]];
+  }
+  return lower.slice(0, Math.max(0, count)).sort((a, b) => a.rank - b.rank);
+}
+
+/**
+ * One training scan: `count` nodules inserted with `seed`, every pipeline candidate labelled (label null = near a real
+ * mark or on a nodule's rim: left out), `jitter` off-centre copies of each nodule, and `extraNegatives` candidates
+ * drawn at random from ranks 300–1500 (model 1.3.0). The top 300 candidates of one scan are the same ~270 real
+ * structures in every seed, so a fold model otherwise learns the negatives of a single scan; the lower-ranked ones,
+ * drawn afresh per seed, show it several times as many distinct vessels, bronchi and fissure points.
+ */
 export async function dumpCase(
   c: LidcCase,
   seed: number,
   count: number,
   jitter: number,
   mix: Pick<InsertOptions, 'typeMix' | 'placementMix' | 'largeShare'> = TRAIN_MIX,
+  extraNegatives = 0,
 ): Promise<{ patches: Float32Array; meta: PatchMeta[]; candidateRecall: number }> {
   const zones = realNoduleZones(c.marks);
   const base = lungMask(c.volume);
   const { voxels, nodules } = insertNodules(c.volume, { ...mix, seed, count, lung: base.mask, avoid: zones.map((z) => ({ ...z, radiusMm: z.radiusMm + 5 })) });
   const vol: Volume = { ...c.volume, voxels };
   const mask = lungMask(vol);
-  const cands = findCandidates(vol, mask);
+  const all = findCandidates(vol, mask, { maxCandidates: extraNegatives > 0 ? EXTRA_FROM_RANKS : PIPELINE_CANDIDATES });
+  const cands = all.slice(0, PIPELINE_CANDIDATES);
   const centres: Vec3[] = [];
   const meta: PatchMeta[] = [];
   const found = new Set<number>();
+  for (const { cand, rank } of extraNegativesOf(all, (c) => labelCandidate(c, nodules, zones).label === 0, extraNegatives, rng(seed * 104729 + 3))) {
+    centres.push(cand.voxel);
+    meta.push({ label: 0, kind: 'candidate', scaleMm: cand.scaleMm, response: cand.response, rank, patient: cand.patient });
+  }
   cands.forEach((cand, rank) => {
     const l = labelCandidate(cand, nodules, zones);
     if (l.label === null) return;
