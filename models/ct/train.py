@@ -22,7 +22,7 @@ fold A's test scans, so fold A's figures are mildly optimistic for having chosen
 Augmentation (1.1.0, see augment): exact flips and 90-degree turns, and for 3 patches in 4 an arbitrary in-plane
 rotation, a tilt up to 25 degrees, scale 0.87-1.15 and a shift up to 1 mm; gain, offset and noise on every patch.
 (1.0.0: flips, 90-degree turns, one-voxel shifts, mild noise only, 14 epochs.)
-Loss: plain BCE (about one patch in three is positive; 1.0.0 weighted positives ~2.1x, which squashed its
+Loss: plain BCE (about one patch in three is positive up to 1.2.0, one in five with 1.3.0's extra negatives; 1.0.0 weighted positives ~2.1x, which squashed its
 probabilities towards 1).
 """
 import argparse
@@ -190,7 +190,7 @@ def main():
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * ((len(yt) + args.batch - 1) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
-    # Plain BCE: about one patch in three is positive, close enough to balanced; the 1.0.0 model's positive weight
+    # Plain BCE: one patch in three (1.2.0) to five (1.3.0) is positive, close enough to balanced; the 1.0.0 model's positive weight
     # (~2.1) pushed its probabilities towards 1 and made the operating points fragile (0.955 / 0.983).
     gen = torch.Generator().manual_seed(SEED)
     t0 = time.time()
