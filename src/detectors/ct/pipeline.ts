@@ -70,9 +70,10 @@ export function scaleMeasurement(volume: Volume, c: Candidate): NoduleMeasuremen
 /** How far a segmentation's centre may lie from its candidate before it counts as having followed something else. */
 export const driftLimitMm = (scaleMm: number): number => Math.max(2.5, scaleMm / 2);
 
-/** The fixed search sphere of a re-measurement: the filter's sphere with a margin for its scale step. */
+/** The share of the fixed sphere's shell a lesion may cover before it counts as reaching beyond it. */
 export const TIGHT_SHELL_FILL = 0.1;
 
+/** The fixed search sphere of a re-measurement: the filter's sphere with a margin for its scale step. */
 export const tightRadiusMm = (scaleMm: number): number => Math.max(4, 0.75 * scaleMm + 2);
 
 export function drifted(volume: Volume, c: Candidate, m: NoduleMeasurement): boolean {
