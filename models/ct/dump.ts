@@ -21,7 +21,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { patientToVoxel, type Vec3, type Volume } from '../../src/dicom/volume.ts';
-import { findCandidates } from '../../src/detectors/ct/candidates.ts';
+import { DEFAULT_MAX_CANDIDATES, findCandidates } from '../../src/detectors/ct/candidates.ts';
 import { lungMask } from '../../src/detectors/ct/lung-mask.ts';
 import type { Candidate } from '../../src/detectors/ct/types.ts';
 import { insertNodules, type InsertedNodule, type InsertOptions } from './insert.ts';
@@ -83,8 +83,6 @@ type PatchMeta = {
   patient: Vec3;
 };
 
-/** The pipeline's candidates per scan (what the classifier is asked about at run time). */
-export const PIPELINE_CANDIDATES = 300;
 /** How far down the candidate ranking the extra negatives are drawn from. */
 const EXTRA_FROM_RANKS = 1500;
 
@@ -92,7 +90,7 @@ const EXTRA_FROM_RANKS = 1500;
 export function extraNegativesOf(all: Candidate[], isNegative: (c: Candidate) => boolean, count: number, r: Rng): { cand: Candidate; rank: number }[] {
   const lower = all
     .map((cand, rank) => ({ cand, rank }))
-    .slice(PIPELINE_CANDIDATES)
+    .slice(DEFAULT_MAX_CANDIDATES)
     .filter((x) => isNegative(x.cand));
   for (let i = lower.length - 1; i > 0; i--) {
     const j = Math.floor(r.next() * (i + 1));
@@ -121,8 +119,8 @@ export async function dumpCase(
   const { voxels, nodules } = insertNodules(c.volume, { ...mix, seed, count, lung: base.mask, avoid: zones.map((z) => ({ ...z, radiusMm: z.radiusMm + 5 })) });
   const vol: Volume = { ...c.volume, voxels };
   const mask = lungMask(vol);
-  const all = findCandidates(vol, mask, { maxCandidates: extraNegatives > 0 ? EXTRA_FROM_RANKS : PIPELINE_CANDIDATES });
-  const cands = all.slice(0, PIPELINE_CANDIDATES);
+  const all = findCandidates(vol, mask, { maxCandidates: extraNegatives > 0 ? EXTRA_FROM_RANKS : DEFAULT_MAX_CANDIDATES });
+  const cands = all.slice(0, DEFAULT_MAX_CANDIDATES);
   const centres: Vec3[] = [];
   const meta: PatchMeta[] = [];
   const found = new Set<number>();

@@ -44,6 +44,9 @@ export type CandidateOptions = {
 
 export const DEFAULT_SCALES_MM = [4, 6.5, 10.5, 17, 27];
 
+/** Candidates kept per scan: what the pipeline classifies, and what the training dumps label. */
+export const DEFAULT_MAX_CANDIDATES = 300;
+
 /** 1D Gaussian kernel for σ in samples (σ ≤ 0.2: identity). */
 function kernel(sigma: number): Float32Array {
   if (sigma <= 0.2) return Float32Array.of(1);
@@ -223,7 +226,7 @@ export const rankResponse = (log: number, dot: number, dotPower: number): number
 export function findCandidates(volume: Volume, mask: LungMask, options: CandidateOptions = {}): Candidate[] {
   const scales = options.scalesMm ?? DEFAULT_SCALES_MM;
   const minResponse = options.minResponse ?? 30;
-  const maxCandidates = options.maxCandidates ?? 300;
+  const maxCandidates = options.maxCandidates ?? DEFAULT_MAX_CANDIDATES;
   const background = options.backgroundHu ?? -850;
   const ceiling = options.ceilingHu ?? -300;
   const dotPower = options.dotPower ?? 2;

@@ -1,5 +1,5 @@
 import { voxelToPatient, type Volume } from '../../dicom/volume.ts';
-import { findCandidates } from './candidates.ts';
+import { DEFAULT_MAX_CANDIDATES, findCandidates } from './candidates.ts';
 import { fleischnerBand, lungRadsCategory } from './categories.ts';
 import { lungMask } from './lung-mask.ts';
 import { measureNodule } from './measure.ts';
@@ -85,7 +85,7 @@ export function drifted(volume: Volume, c: Candidate, m: NoduleMeasurement): boo
 const now = (): number => performance.now();
 
 export async function detectNodules(volume: Volume, classify: PatchClassifier, options: DetectOptions = {}): Promise<DetectResult> {
-  const maxCandidates = options.maxCandidates ?? 300;
+  const maxCandidates = options.maxCandidates ?? DEFAULT_MAX_CANDIDATES;
   const minProbability = options.minProbability ?? DEFAULT_MIN_PROBABILITY;
   const signal = options.signal;
   const timingsMs: Record<string, number> = {};
