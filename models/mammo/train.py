@@ -3,9 +3,12 @@
 
     /usr/bin/python3 models/mammo/train.py            # 5-fold CV + final model, ~20 min on 2 cores
     /usr/bin/python3 models/mammo/train.py --quick    # 1 epoch each: a smoke test of the pipeline
+    /usr/bin/python3 models/mammo/train.py --bilateral --threads 1   # experiment: 2-channel input (this film +
+                                                      # the same woman's other-side film); writes to /tmp/mammo/bilateral
 
 Data: ../shared/data/mg/mini-mias (322 MLO films, 161 women, 512x512, lesion centre/radius in labels.csv).
-Writes next to this script: model.onnx, manifest.json (operating points from the out-of-fold predictions),
+Writes next to this script (or to --out; --bilateral defaults to /tmp/mammo/bilateral, so an experiment never
+replaces the shipped files): model.onnx, manifest.json (operating points from the out-of-fold predictions),
 metrics.json, golden.json. CARD.md is written by hand from metrics.json.
 
 Preprocessing contract (identical here and in src/inference/mammogram.ts):
@@ -161,12 +164,12 @@ def cbr(i, o, stride=1, k=3):
 
 
 class MammoNet(nn.Module):
-    """1x256x256 -> 16x16 lesion logits. Small on purpose: 2 CPU cores, 322 films."""
+    """1x256x256 (or 2x256x256 with --bilateral) -> 16x16 lesion logits. Small on purpose: 2 CPU cores, 322 films."""
 
-    def __init__(self):
+    def __init__(self, in_ch=1):
         super().__init__()
         self.features = nn.Sequential(
-            *cbr(1, 16, stride=2, k=5), nn.MaxPool2d(2),            # 64
+            *cbr(in_ch, 16, stride=2, k=5), nn.MaxPool2d(2),        # 64
             *cbr(16, 32), nn.MaxPool2d(2),                           # 32
             *cbr(32, 48), *cbr(48, 48), nn.MaxPool2d(2),             # 16
             *cbr(48, 96),
@@ -217,10 +220,37 @@ def augment(x, m, g):
     return x.clamp(0, 1), m
 
 
-def train(X, M, y, coords, idx, epochs, mean, std, seed):
+def jitter(x, g):
+    """--bilateral: the contralateral channel's own mild shift/scale (so registration with channel 0 is never exact)."""
+    b = x.shape[0]
+    r = lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=g)
+    sx, sy = r(0.94, 1.06), r(0.94, 1.06)
+    th = torch.zeros(b, 2, 3)
+    th[:, 0, 0], th[:, 1, 1] = sx, sy
+    th[:, 0, 2], th[:, 1, 2] = r(-0.05, 0.05), r(-0.05, 0.05)
+    grid = F.affine_grid(th, x.shape, align_corners=False)
+    return F.grid_sample(x, grid, padding_mode='zeros', align_corners=False)
+
+
+SOLO = 0.15  # --bilateral: share of training samples whose contralateral channel is a copy of channel 0
+
+
+def stack(X, partner, b, g=None):
+    """Batch input: [B,1,..] as before, or with a partner index [B,2,..] = this film + the other breast's film.
+    Training (g given): the other film gets its own jitter, and for SOLO of the samples channel 1 is replaced by
+    channel 0 (after all augmentation, so it is an exact copy, as at inference without a contralateral)."""
+    if partner is None:
+        return X[b]
+    c = X[partner[b]]
+    if g is not None:
+        c = jitter(c, g)
+    return torch.cat([X[b], c], 1)
+
+
+def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    net = MammoNet()
+    net = MammoNet(1 if partner is None else 2)
     bs = 16
     steps = math.ceil(len(idx) / bs)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
@@ -232,7 +262,10 @@ def train(X, M, y, coords, idx, epochs, mean, std, seed):
         tot = 0.0
         for i in range(0, len(perm), bs):
             b = np.sort(perm[i:i + bs])
-            x, m = augment(X[b], M[b], g)
+            x, m = augment(stack(X, partner, b, g), M[b], g)
+            if partner is not None:
+                solo = torch.rand(len(b), generator=g) < SOLO
+                x[solo, 1] = x[solo, 0]
             img, cells = net((x - mean) / std)
             yt = torch.from_numpy(y[b]).float().unsqueeze(1)
             loss = F.binary_cross_entropy_with_logits(img, yt, pos_weight=pos_w)
@@ -253,9 +286,18 @@ def train(X, M, y, coords, idx, epochs, mean, std, seed):
     return net.eval()
 
 
-def predict(net, X, mean, std):
+def predict(net, X, mean, std, partner=None, idx=None):
+    """Scores of films idx (default all); partner: other-side index per film (-> 2 channels), or 'solo' (channel 0
+    twice: the fallback without a contralateral film)."""
+    idx = np.arange(len(X)) if idx is None else np.asarray(idx)
     with torch.no_grad():
-        out = [net((X[i:i + 64] - mean) / std) for i in range(0, len(X), 64)]
+        def inp(b):
+            if partner is None:
+                return X[b]
+            if isinstance(partner, str):
+                return torch.cat([X[b], X[b]], 1)
+            return stack(X, partner, b)
+        out = [net((inp(idx[i:i + 64]) - mean) / std) for i in range(0, len(idx), 64)]
     p = torch.sigmoid(torch.cat([o[0] for o in out])).squeeze(1).numpy().astype(np.float64)
     c = torch.sigmoid(torch.cat([o[1] for o in out]))[:, 0].numpy()
     return p, c
@@ -313,31 +355,39 @@ def peak_in_circle(meta, geo, cams, sel):
     return {'n': n, 'rate': round(hits / max(1, n), 3), 'strictRate': round(strict / max(1, n), 3), 'items': detail}
 
 
-def export_all(final_net, X, meta, mean, std, ops, quick):
+def export_all(final_net, X, meta, mean, std, ops, quick, out=HERE, partner=None, version='1.0.0'):
     exp = Exported(final_net, mean, std).eval()
-    onnx_path = os.path.join(HERE, 'model.onnx')
-    torch.onnx.export(exp, torch.zeros(1, 1, SIZE, SIZE), onnx_path, input_names=['input'], output_names=['prob', 'cam'],
+    ch = 1 if partner is None else 2
+    onnx_path = os.path.join(out, 'model.onnx')
+    torch.onnx.export(exp, torch.zeros(1, ch, SIZE, SIZE), onnx_path, input_names=['input'], output_names=['prob', 'cam'],
                       dynamic_axes={'input': {0: 'batch'}, 'prob': {0: 'batch'}, 'cam': {0: 'batch'}}, opset_version=13)
     sha = hashlib.sha256(open(onnx_path, 'rb').read()).hexdigest()
     manifest = {
-        'id': 'mammo-mias', 'version': '1.0.0', 'sha256': sha, 'detector': 'mammo', 'file': 'model.onnx',
+        'id': 'mammo-mias', 'version': version, 'sha256': sha, 'detector': 'mammo', 'file': 'model.onnx',
         'routing': {'modality': ['MG']},
-        'input': {'name': 'input', 'shape': ['batch', 1, SIZE, SIZE], 'layout': 'NCHW', 'dtype': 'float32'},
+        'input': {'name': 'input', 'shape': ['batch', ch, SIZE, SIZE], 'layout': 'NCHW', 'dtype': 'float32'},
         'preprocess': {'window': {'kind': 'percentile', 'low': 0.5, 'high': 99.5}, 'size': [SIZE, SIZE], 'normalise': {'mean': mean, 'std': std}, 'resize': 'stretch'},
         'outputs': [{'name': 'prob', 'kind': 'probabilities', 'shape': ['batch', 1]}, {'name': 'cam', 'kind': 'cam', 'shape': ['batch', CELLS, CELLS]}],
         'labels': [{'index': 0, 'code': {'scheme': '99RADNODE', 'value': 'RN-MG-SUSPICIOUS', 'meaning': 'Suspicious breast lesion'}}],
         'operatingPoints': ops, 'card': 'CARD.md',
     }
-    json.dump(manifest, open(os.path.join(HERE, 'manifest.json'), 'w'), indent=2)
+    json.dump(manifest, open(os.path.join(out, 'manifest.json'), 'w'), indent=2)
     # Golden: the exported graph on three films, preprocessed here (the TS test re-preprocesses the PNGs).
     items = []
     for ref in ('mdb001', 'mdb003', 'mdb028'):
         i = [m['ref'] for m in meta].index(ref)
+        xin = (stack(X, partner, np.array([i])) - mean) / std
         with torch.no_grad():
-            p, c = exp((X[i:i + 1] - mean) / std)
-        items.append({'file': f'mg/mini-mias/{ref}.png', 'classes': meta[i]['classes'], 'tensorSum': float(((X[i] - mean) / std).sum()),
-                      'prob': float(p[0, 0]), 'camArgmax': int(c[0].argmax()), 'camSum': float(c[0].sum())})
-    json.dump({'model': {'id': 'mammo-mias', 'version': '1.0.0', 'sha256': sha}, 'items': items}, open(os.path.join(HERE, 'golden.json'), 'w'), indent=1)
+            p, c = exp(xin)
+        item = {'file': f'mg/mini-mias/{ref}.png', 'classes': meta[i]['classes'], 'tensorSum': float(xin[0, 0].sum()),
+                'prob': float(p[0, 0]), 'camArgmax': int(c[0].argmax()), 'camSum': float(c[0].sum())}
+        if partner is not None:
+            item['contralateral'] = f'mg/mini-mias/{meta[partner[i]]["ref"]}.png'
+            with torch.no_grad():
+                ps, _ = exp(torch.cat([xin[:, :1], xin[:, :1]], 1))
+            item['probSolo'] = float(ps[0, 0])
+        items.append(item)
+    json.dump({'model': {'id': 'mammo-mias', 'version': version, 'sha256': sha}, 'items': items}, open(os.path.join(out, 'golden.json'), 'w'), indent=1)
     return sha
 
 
@@ -346,7 +396,15 @@ def main():
     ap.add_argument('--epochs', type=int, default=40)
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--bilateral', action='store_true', help='2-channel input: this film + the same woman\'s other-side film')
+    ap.add_argument('--out', help='where model.onnx, manifest.json, golden.json, metrics.json go '
+                    '(default: next to this script; with --bilateral: /tmp/mammo/bilateral)')
+    ap.add_argument('--version', default='1.0.0')
     args = ap.parse_args()
+    out = args.out or ('/tmp/mammo/bilateral' if args.bilateral else HERE)
+    scratch = '/tmp/mammo' if out == HERE else out
+    os.makedirs(out, exist_ok=True)
+    os.makedirs(scratch, exist_ok=True)
     epochs = 1 if args.quick else args.epochs
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -356,14 +414,20 @@ def main():
     coords = np.array([m['coords'] for m in meta])
     women = np.array([m['woman'] for m in meta])
     mean, std = round(float(X.mean()), 3), round(float(X.std()), 3)
+    partner = None
+    if args.bilateral:
+        # mdbNNN odd/even = right/left MLO of woman ceil(NNN/2): the partner is the other film of the same woman.
+        pos = {m['ref']: i for i, m in enumerate(meta)}
+        partner = np.array([pos['mdb%03d' % (int(m['ref'][3:]) + (1 if int(m['ref'][3:]) % 2 else -1))] for m in meta])
+        assert all(women[partner] == women) and all(partner != np.arange(len(meta))) and all(partner[partner] == np.arange(len(meta)))
 
     # Final model on every film.
     t1 = time.time()
-    net = train(X, M, y, coords, np.arange(len(meta)), epochs, mean, std, SEED + 99)
+    net = train(X, M, y, coords, np.arange(len(meta)), epochs, mean, std, SEED + 99, partner)
     final_s = time.time() - t1
     final_net = net
-    torch.save(net.state_dict(), '/tmp/mammo/final.pt')
-    export_all(final_net, X, meta, mean, std, {'positive': {'threshold': 0.5}}, quick=args.quick)
+    torch.save(net.state_dict(), os.path.join(scratch, 'final.pt'))
+    export_all(final_net, X, meta, mean, std, {'positive': {'threshold': 0.5}}, quick=args.quick, out=out, partner=partner, version=args.version)
     # 5 folds of women, stratified by whether the woman has any lesion.
     rng = np.random.RandomState(SEED)
     wpos = sorted({w for w, yy in zip(women, y) if yy})
@@ -373,17 +437,23 @@ def main():
     fold_of = {w: k % 5 for k, w in enumerate(wpos)}
     fold_of.update({w: k % 5 for k, w in enumerate(wneg)})
     fold = np.array([fold_of[w] for w in women])
+    if partner is not None:
+        assert all(fold[partner] == fold), 'a contralateral film in another fold would leak'
+    oof_solo = np.zeros(len(meta))
     oof_p = np.zeros(len(meta))
     oof_c = np.zeros((len(meta), CELLS, CELLS), np.float32)
     for k in range(5):
         tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
         t1 = time.time()
-        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k)
-        p, c = predict(net, X[te], mean, std)
+        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k, partner)
+        p, c = predict(net, X, mean, std, partner, te)
         oof_p[te], oof_c[te] = p, c
+        if partner is not None:
+            oof_solo[te] = predict(net, X, mean, std, 'solo', te)[0]
+            torch.save(net.state_dict(), os.path.join(scratch, f'fold{k}.pt'))
         print(f'fold {k}: auc {auc(y[te], p):.3f} ({time.time() - t1:.0f}s)', flush=True)
 
-    np.savez('/tmp/mammo/oof.npz', p=oof_p, c=oof_c, fold=fold)
+    np.savez(os.path.join(scratch, 'oof.npz'), p=oof_p, c=oof_c, fold=fold, solo=oof_solo)
     res = {
         'allAbnormal': subset_auc(meta, oof_p, women, lambda m: True),
         'massDistortionAsymmetry': subset_auc(meta, oof_p, women, lambda m: any(c in MAIN for c in m['classes'])),
@@ -407,13 +477,19 @@ def main():
     ops = {'positive': ss(t_pos), 'urgent': ss(t_urg)}
     print(json.dumps({k: v for k, v in res.items() if k != 'byTissue'}), json.dumps(ops), 'loc', loc['rate'], loc['strictRate'], flush=True)
 
-    sha = export_all(final_net, X, meta, mean, std, ops, quick=args.quick)
+    sha = export_all(final_net, X, meta, mean, std, ops, quick=args.quick, out=out, partner=partner, version=args.version)
     n_params = sum(p.numel() for p in final_net.parameters())
-    metrics = {'epochs': epochs, 'params': n_params, 'onnxBytes': os.path.getsize(os.path.join(HERE, 'model.onnx')), 'normalise': {'mean': mean, 'std': std},
+    metrics = {'epochs': epochs, 'params': n_params, 'onnxBytes': os.path.getsize(os.path.join(out, 'model.onnx')), 'normalise': {'mean': mean, 'std': std},
                'trainSecondsTotal': round(time.time() - t0), 'finalModelSeconds': round(final_s), 'cv': res, 'operatingPoints': ops,
                'massPeakInCircle': loc, 'folds': [int((fold == k).sum()) for k in range(5)],
                'oof': [{'ref': m['ref'], 'p': round(float(pp), 4)} for m, pp in zip(meta, oof_p)]}
-    json.dump(metrics, open(os.path.join(HERE, 'metrics.json'), 'w'), indent=1)
+    if partner is not None:
+        fold_auc = lambda p: [round(auc(y[fold == k], p[fold == k]), 3) for k in range(5)]
+        metrics['bilateral'] = {'soloShare': SOLO, 'foldAuc': fold_auc(oof_p), 'foldAucSolo': fold_auc(oof_solo),
+                                'solo': {'massDistortionAsymmetry': subset_auc(meta, oof_solo, women, lambda m: any(c in MAIN for c in m['classes'])),
+                                         'calcification': subset_auc(meta, oof_solo, women, lambda m: m['classes'] == ['CALC'])}}
+        print('bilateral', json.dumps(metrics['bilateral']), flush=True)
+    json.dump(metrics, open(os.path.join(out, 'metrics.json'), 'w'), indent=1)
     print('done', round(time.time() - t0), 's', flush=True)
 
 
