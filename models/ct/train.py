@@ -98,7 +98,7 @@ def gaussian_1d(sigma):
 
 
 def resolution_blur(x, gen, p_z=0.5, z_sigma=(0.3, 1.0), p_xy=0.25, xy_sigma=(0.3, 0.6)):
-    """Random loss of resolution (1.4.0): the two training scans have 2.5 mm and 1.25 mm slices and one kernel each,
+    """Random loss of resolution (tried as a 1.4.0 recipe, not shipped: models/ct/CARD.md): the two training scans have 2.5 mm and 1.25 mm slices and one kernel each,
     while LIDC scans run from 0.6 to 3 mm and soft to sharp kernels. Per sample, with probability p_z a Gaussian blur
     along z of sigma 0.3-1.0 mm (a 1.25 mm slice profile widened towards a 2.5-3 mm one; patches are 1 mm voxels), and
     with probability p_xy an in-plane blur of sigma 0.3-0.6 mm (a softer kernel). A blur never sharpens, so it teaches
@@ -119,7 +119,7 @@ def resolution_blur(x, gen, p_z=0.5, z_sigma=(0.3, 1.0), p_xy=0.25, xy_sigma=(0.
     return out
 
 
-def augment(x, gen, resample=0.75, blur=True):
+def augment(x, gen, resample=0.75, blur=False):
     """Label-preserving variations of real anatomy and inserted nodules (x: [B,1,Z,Y,X], values as patch.ts maps them).
 
     The negatives come from only two scans, so every negative the model sees is one of ~270 real structures per scan;
@@ -130,7 +130,8 @@ def augment(x, gen, resample=0.75, blur=True):
       out of the axial plane (not more: the source slices are 1.25-2.5 mm, so z is blurrier than x and y and a full 3D
       rotation would put that blur into the axial plane, which real scans never show), isotropic scale 0.87-1.15
       (nodule sizes are continuous, and anatomy varies in calibre) and a sub-voxel to one-voxel shift;
-    - from 1.4.0 (blur=True): resolution_blur, a random z and in-plane blur (slice thickness and kernel);
+    - only with blur=True (--resolution-blur, a recipe tried and not shipped): resolution_blur, a random z and
+      in-plane blur (slice thickness and kernel);
     - intensity: gain 0.92-1.08 and offset +/-0.03 (about +/-40 HU in patch.ts's 1400 HU window), noise sigma 0-0.03
       (kernel and dose differences).
     """
@@ -203,7 +204,8 @@ def main():
     ap.add_argument('--epochs', type=int, default=10)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--no-blur', action='store_true', help='leave out resolution_blur (the recipe up to 1.3.0)')
+    ap.add_argument('--resolution-blur', action='store_true',
+                    help='add resolution_blur to the augmentation (tried as a 1.4.0 recipe, not shipped: models/ct/CARD.md)')
     ap.add_argument('--monitor-seed', type=int, default=None,
                     help='hold this seed out of training and print its AUC per epoch (a sanity monitor, not a test)')
     args = ap.parse_args()
@@ -233,7 +235,7 @@ def main():
         total = 0.0
         for b in range(0, len(yt), args.batch):
             idx = perm[b:b + args.batch]
-            xb = augment(xt[idx], gen, blur=not args.no_blur)
+            xb = augment(xt[idx], gen, blur=args.resolution_blur)
             loss = F.binary_cross_entropy_with_logits(net(xb).squeeze(1), yt[idx])
             opt.zero_grad()
             loss.backward()
@@ -257,7 +259,7 @@ def main():
                       do_constant_folding=True)
     info = {'train': cases, 'patches': int(len(y)), 'positives': n_pos, 'monitorSeed': args.monitor_seed,
             'epochs': args.epochs, 'history': history, 'parameters': sum(p.numel() for p in net.parameters()), 'channels': list(CHANNELS),
-            'trainSeconds': round(time.time() - t0, 1), 'torch': torch.__version__, 'resolutionBlur': not args.no_blur}
+            'trainSeconds': round(time.time() - t0, 1), 'torch': torch.__version__, 'resolutionBlur': args.resolution_blur}
     json.dump(info, open(args.out[:-5] + '.train.json', 'w'), indent=1)
     print(f'wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB) in {time.time() - t0:.0f} s', flush=True)
 
