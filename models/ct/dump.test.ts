@@ -5,8 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Candidate } from '../../src/detectors/ct/types.ts';
-import { DEFAULT_MAX_CANDIDATES } from '../../src/detectors/ct/candidates.ts';
-import { extraNegativesOf, labelCandidate, realNoduleZones } from './dump.ts';
+import { extraNegativesOf, LABELLED_RANKS, labelCandidate, realNoduleZones } from './dump.ts';
 import { rng } from './rng.ts';
 import type { InsertedNodule } from './insert.ts';
 import type { LidcMark } from './lidc.ts';
@@ -55,7 +54,7 @@ describe('models/ct training labels', () => {
     expect(a).toHaveLength(200);
     expect(new Set(a.map((x) => x.rank)).size).toBe(200);
     for (const x of a) {
-      expect(x.rank).toBeGreaterThanOrEqual(DEFAULT_MAX_CANDIDATES);
+      expect(x.rank).toBeGreaterThanOrEqual(LABELLED_RANKS);
       expect(isNeg(x.cand)).toBe(true);
       expect(x.cand).toBe(all[x.rank]);
     }

@@ -21,7 +21,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { patientToVoxel, type Vec3, type Volume } from '../../src/dicom/volume.ts';
-import { DEFAULT_MAX_CANDIDATES, findCandidates } from '../../src/detectors/ct/candidates.ts';
+import { findCandidates } from '../../src/detectors/ct/candidates.ts';
 import { lungMask } from '../../src/detectors/ct/lung-mask.ts';
 import type { Candidate } from '../../src/detectors/ct/types.ts';
 import { insertNodules, type InsertedNodule, type InsertOptions } from './insert.ts';
@@ -83,14 +83,20 @@ type PatchMeta = {
   patient: Vec3;
 };
 
+/**
+ * Candidates labelled in full per training scan (the first 300 by filter response, the pipeline's count up to 1.3.0),
+ * a recipe constant of the training data: the pipeline's own count (DEFAULT_MAX_CANDIDATES) may differ.
+ */
+export const LABELLED_RANKS = 300;
+
 /** How far down the candidate ranking the extra negatives are drawn from. */
 const EXTRA_FROM_RANKS = 1500;
 
-/** `count` negatives drawn uniformly (seeded) from the candidates below the pipeline's first 300, in rank order. */
+/** `count` negatives drawn uniformly (seeded) from the candidates below the first LABELLED_RANKS, in rank order. */
 export function extraNegativesOf(all: Candidate[], isNegative: (c: Candidate) => boolean, count: number, r: Rng): { cand: Candidate; rank: number }[] {
   const lower = all
     .map((cand, rank) => ({ cand, rank }))
-    .slice(DEFAULT_MAX_CANDIDATES)
+    .slice(LABELLED_RANKS)
     .filter((x) => isNegative(x.cand));
   for (let i = lower.length - 1; i > 0; i--) {
     const j = Math.floor(r.next() * (i + 1));
@@ -119,8 +125,8 @@ export async function dumpCase(
   const { voxels, nodules } = insertNodules(c.volume, { ...mix, seed, count, lung: base.mask, avoid: zones.map((z) => ({ ...z, radiusMm: z.radiusMm + 5 })) });
   const vol: Volume = { ...c.volume, voxels };
   const mask = lungMask(vol);
-  const all = findCandidates(vol, mask, { maxCandidates: extraNegatives > 0 ? EXTRA_FROM_RANKS : DEFAULT_MAX_CANDIDATES });
-  const cands = all.slice(0, DEFAULT_MAX_CANDIDATES);
+  const all = findCandidates(vol, mask, { maxCandidates: extraNegatives > 0 ? EXTRA_FROM_RANKS : LABELLED_RANKS });
+  const cands = all.slice(0, LABELLED_RANKS);
   const centres: Vec3[] = [];
   const meta: PatchMeta[] = [];
   const found = new Set<number>();

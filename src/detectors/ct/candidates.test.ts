@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Vec3, Volume } from '../../dicom/volume.ts';
-import { findCandidates, symEig3 } from './candidates.ts';
+import { DEFAULT_MAX_CANDIDATES, findCandidates, symEig3 } from './candidates.ts';
 import { lungMask } from './lung-mask.ts';
 import { cleanLungSpots, cloneVolume, dist, insertEllipsoid, LIDC_0002_MARKS, loadLidc, LUNA_0001, wallSpot } from './testing.ts';
 import type { Candidate, LungMask } from './types.ts';
@@ -36,12 +36,12 @@ describe('findCandidates on the LIDC cases', () => {
     m2 = lungMask(v2);
   });
 
-  it('LIDC-IDRI-0001: the LUNA16 nodule (23 mm, juxtapleural) is a candidate; at most 300 per scan, strongest first', () => {
+  it('LIDC-IDRI-0001: the LUNA16 nodule (23 mm, juxtapleural) is a candidate; at most DEFAULT_MAX_CANDIDATES per scan, strongest first', () => {
     const t0 = performance.now();
     const cs = findCandidates(v1, m1);
     const ms = performance.now() - t0;
     expect(cs.length).toBeGreaterThan(50);
-    expect(cs.length).toBeLessThanOrEqual(300);
+    expect(cs.length).toBeLessThanOrEqual(DEFAULT_MAX_CANDIDATES);
     for (let i = 1; i < cs.length; i++) expect(cs[i].response).toBeLessThanOrEqual(cs[i - 1].response);
     const r = hitRank(cs, LUNA_0001.patient, LUNA_0001.diameterMm / 2);
     expect(r).toBeGreaterThanOrEqual(0);
@@ -62,7 +62,7 @@ describe('findCandidates on the LIDC cases', () => {
     const t0 = performance.now();
     const cs = findCandidates(v2, m2);
     const ms = performance.now() - t0;
-    expect(cs.length).toBeLessThanOrEqual(300);
+    expect(cs.length).toBeLessThanOrEqual(DEFAULT_MAX_CANDIDATES);
     for (const mark of LIDC_0002_MARKS) {
       const r = hitRank(cs, mark.patient, mark.diameterMm / 2);
       expect(r).toBeGreaterThanOrEqual(0);

