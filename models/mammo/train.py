@@ -393,13 +393,13 @@ def export_all(final_net, X, meta, mean, std, ops, quick, out=HERE, partner=None
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--epochs', type=int, default=40)
+    ap.add_argument('--epochs', type=int, default=80)  # 1.1.0; 1.0.0 was 40
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--bilateral', action='store_true', help='2-channel input: this film + the same woman\'s other-side film')
     ap.add_argument('--out', help='where model.onnx, manifest.json, golden.json, metrics.json go '
                     '(default: next to this script; with --bilateral: /tmp/mammo/bilateral)')
-    ap.add_argument('--version', default='1.0.0')
+    ap.add_argument('--version', default='1.1.0')
     args = ap.parse_args()
     out = args.out or ('/tmp/mammo/bilateral' if args.bilateral else HERE)
     scratch = '/tmp/mammo' if out == HERE else out
