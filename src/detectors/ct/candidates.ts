@@ -46,9 +46,9 @@ export const DEFAULT_SCALES_MM = [4, 6.5, 10.5, 17, 27];
 
 /**
  * Candidates kept per scan: what the pipeline classifies. 600 were tried with the 1.3.0 fold models (models/ct/CARD.md):
- * 157 → 160 of 200 nodules inserted with development seeds were reported at 4 false positives per scan, but on the
- * test inserts the sensitivity at 1 FP/scan fell (a few more real structures scored high in every scan) and the CPM
- * with it, for twice the classification time; 300 stayed.
+ * 157 → 160 of 200 nodules inserted with development seeds were reported at 4 false positives per scan, but a
+ * candidate near the centre of the real 0002 nodule then split it into a 3.6 mm spot and a duplicate, and the check
+ * that repaired it cost inserts and sensitivity at 1 FP/scan; 300 stayed.
  */
 export const DEFAULT_MAX_CANDIDATES = 300;
 
