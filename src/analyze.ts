@@ -32,6 +32,8 @@ export type AnalyzeResult = {
   findings: Finding[];
   outputs: string[];
   skipped: SkippedSeries[];
+  /** Why the analysed series was chosen, for detectors that choose among several (CT). */
+  seriesChoice?: string;
   timingsMs: Record<string, number>;
   error?: { code: string; detail: string };
 };
@@ -140,7 +142,7 @@ export async function analyze(paths: string[], config: RadnodeConfig, opts: Anal
     const results: AnalyzeResult[] = [];
     for (const j of await jobs()) {
       const detector = detectors.get(j.detector);
-      const summary = j.result_json ? (JSON.parse(j.result_json) as { findings: Finding[]; skipped: SkippedSeries[]; timingsMs?: Record<string, number> }) : null;
+      const summary = j.result_json ? (JSON.parse(j.result_json) as { findings: Finding[]; skipped: SkippedSeries[]; seriesChoice?: string; timingsMs?: Record<string, number> }) : null;
       const outputs = (await store.listOutputs(j.id)).map((o) => join(out, o.study_uid, o.series_uid, `${o.sop_instance_uid}.dcm`));
       results.push({
         studyInstanceUID: j.study_uid,
@@ -153,6 +155,7 @@ export async function analyze(paths: string[], config: RadnodeConfig, opts: Anal
         findings: summary?.findings ?? [],
         outputs,
         skipped: summary?.skipped ?? [],
+        ...(summary?.seriesChoice ? { seriesChoice: summary.seriesChoice } : {}),
         timingsMs: summary?.timingsMs ?? {},
         ...(j.reason_code ? { error: { code: j.reason_code, detail: j.reason_detail ?? '' } } : {}),
       });

@@ -51,6 +51,11 @@ export type DetectorResult = {
   findings: Finding[];
   heatmaps: Heatmap[];
   skipped: SkippedSeries[];
+  /**
+   * Why the analysed series was chosen over the study's other qualifying series (issue 7: "say which was chosen and
+   * why"), for detectors that choose one; written into the SR beside the not-processed reasons.
+   */
+  seriesChoice?: string;
   /** Milliseconds per stage of `run` (decode, preprocess, infer, postprocess): summary.json and benchmarks (DESIGN §5). */
   timingsMs?: Record<string, number>;
 };

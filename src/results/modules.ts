@@ -12,7 +12,7 @@ import { deriveUid } from './uids.ts';
 import { readFile } from 'node:fs/promises';
 
 /** Bumped when the bytes written for the same input change; part of every output UID's seed via ctx.inputKey. */
-export const WRITER_VERSION = 'radnode-results/2';
+export const WRITER_VERSION = 'radnode-results/3';
 
 export const SOP_CLASS = {
   comprehensive3DSR: '1.2.840.10008.5.1.4.1.1.88.34',

@@ -16,6 +16,7 @@ import { REPO_ROOT, sharedFile, unpackedFile } from '../helpers/paths.ts';
 import { jobsOf, type RadnodeHandle } from '../helpers/radnode.ts';
 import { startPushStack, type PushStack } from '../helpers/push-stack.ts';
 import { writeModel } from '../../src/inference/test-support/models.ts';
+import { readFindings } from '../../src/results/sr/read.ts';
 import { tinyCtManifest, tinyCtModel } from '../../src/detectors/ct/test-model.ts';
 
 
@@ -79,6 +80,11 @@ describe.runIf(HAVE_PIPELINE)('CT lung-nodule detector against a real Orthanc', 
     expect(frames).toBeLessThan(133);
     for (const s of sources) expect(ctSops.has(s)).toBe(true);
     expect(sources.size).toBe(frames);
+
+    // The SR as the PACS stores it says which series was analysed and why (issue 7 item 1).
+    const srId = (await orthanc.lookup(sr[0].sopInstanceUID))!;
+    const report = readFindings(new Uint8Array(await (await fetch(`${orthanc.url}/instances/${srId}/file`)).arrayBuffer()));
+    expect(report.seriesChoice).toMatch(/^the only series that qualified: /);
 
     // The Philips study: every series refused with a coded reason, no job.
     type Studies = { studies: { study: string; series: { modality: string; notProcessed: { code: string } | null }[] }[] };

@@ -192,6 +192,7 @@ export function createCtDetector(model: LoadedModel, runtime: InferenceRuntime, 
         findings,
         heatmaps,
         skipped: reply.skipped,
+        seriesChoice: reply.why,
         timingsMs,
       };
     },

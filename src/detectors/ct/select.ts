@@ -113,7 +113,7 @@ export function lungKernelScore(kernel: string | undefined, description: string 
 export type CtChoice = {
   /** The series to read, or none when every one was refused. */
   chosen?: CtSeriesFacts;
-  /** Why it was chosen (for the log, the summary and the SR's algorithm parameters). */
+  /** Why it was chosen (the log, summary.json and the SR's series-choice TEXT). */
   why: string;
   skipped: SkippedSeries[];
 };

@@ -87,6 +87,8 @@ export const RADNODE = {
   DetectorTrackingId: radnode('tracking-id', 'Detector tracking identifier'),
   /** A series the detector did not process, valued with the coded reason (DESIGN §1 promise 3). */
   SeriesNotProcessed: radnode('not-processed', 'Series not processed'),
+  /** TEXT: why the analysed series was chosen among several that qualified, with its Series Instance UID. */
+  SeriesChoice: radnode('series-choice', 'Why this series was analysed'),
   priority: {
     urgent: radnode('urgent', 'Urgent'),
     positive: radnode('positive', 'Positive'),

@@ -64,6 +64,19 @@ describe('readFindings reads back exactly what the writer wrote', () => {
     expect(dsrdump(sr.bytes)).toContain('<contains CODE:(not-processed,99RADNODE,"Series not processed")=(lateral-view,99RADNODE,"Lateral view not supported")>');
   });
 
+  it('why the analysed series was chosen is a TEXT naming that series, reads back and validates', async () => {
+    const why = 'thinnest slices, then lung kernel, among 2 qualifying series: series 3 "Lung 1.25" 1.25 mm, kernel LUNG (a lung kernel)';
+    const skipped = [{ seriesInstanceUID: '1.2.3.4.5.7', reason: { scheme: '99RADNODE' as const, value: 'RN-NP-PREFERRED', meaning: 'Another series of the study was preferred' }, detail: 'another series was preferred' }];
+    const { sr, read } = await roundTrip(emptyResult(crStudy, [cr.seriesInstanceUID], { skipped, seriesChoice: why }));
+    expect(read.seriesChoice).toBe(why);
+    expect(read.skipped).toEqual(skipped);
+    expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
+    expect(dsrdump(sr.bytes)).toContain('<contains TEXT:(series-choice,99RADNODE,"Why this series was analysed")="thinnest slices');
+    expect(dsrdump(sr.bytes)).toContain(`<has properties UIDREF:(112002,DCM,"Series Instance UID")="${cr.seriesInstanceUID}">`);
+    // Without a choice there is no such item (the radiograph and mammography detectors).
+    expect((await roundTrip(emptyResult(crStudy, [cr.seriesInstanceUID]))).read).not.toHaveProperty('seriesChoice');
+  });
+
   it('a finding without a place is a Qualitative Evaluations CODE (no measurement group: OHIF 3.13.2 fails on one) and reads back', async () => {
     const f = finding(7, undefined, {
       site: CODES.rightLung,

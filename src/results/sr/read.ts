@@ -23,6 +23,7 @@ export type ReadReport = {
   priority: Priority;
   findings: Finding[];
   skipped: SkippedSeries[];
+  seriesChoice?: string;
 };
 
 const SCHEMES: readonly CodingScheme[] = ['SCT', 'DCM', 'RADLEX', 'LN', 'UCUM', '99RADNODE'];
@@ -156,6 +157,7 @@ export function readFindings(bytes: Uint8Array): ReadReport {
   const priority = (Object.keys(RADNODE.priority) as Priority[]).find((p) => priorityItem?.valueType === 'CODE' && sameCode(priorityItem.code, RADNODE.priority[p]));
   if (!priority) throw invalid('the report has no triage priority');
   const codes = evalItems.filter((i): i is CodeItem => i.valueType === 'CODE');
+  const choice = child(evalItems, RADNODE.SeriesChoice);
   return {
     detector: { id: name, version, modelSha256: sha },
     studyInstanceUID: str(dataset, 'StudyInstanceUID') ?? '',
@@ -172,5 +174,6 @@ export function readFindings(bytes: Uint8Array): ReadReport {
           detail: textOf(i.children, DCM.Comment) ?? '',
         };
       }),
+    ...(choice?.valueType === 'TEXT' ? { seriesChoice: choice.text } : {}),
   };
 }

@@ -150,6 +150,18 @@ function placelessFinding(f: Finding): CodeItem {
  * as the same double (ECMAScript Number::toString), with the algorithm (TID 4019) as HAS CONCEPT MOD, as a TID 1501
  * group would have carried it.
  */
+/** Row 14 TEXT: why the analysed series was chosen, with the series it names (one per source series). */
+function seriesChoiceText(why: string, sourceSeries: string[]): TextItem {
+  for (const uid of sourceSeries) checkUid(uid, 'sourceSeries');
+  return {
+    valueType: 'TEXT',
+    relationship: 'CONTAINS',
+    concept: RADNODE.SeriesChoice,
+    text: why,
+    children: sourceSeries.map((uid) => ({ valueType: 'UIDREF' as const, relationship: 'HAS PROPERTIES' as const, concept: DCM.SeriesInstanceUID, uid })),
+  };
+}
+
 export function studyScoreText(score: number, algorithm: AlgorithmIdentification): TextItem {
   checkFinite(score, 'studyScore');
   return { valueType: 'TEXT', relationship: 'CONTAINS', concept: RADNODE.StudyLevelScore, text: String(score), children: tid4019AlgorithmIdentification(algorithm) };
@@ -207,6 +219,7 @@ export function buildSrContent(
     priority,
     ...placeless.map(placelessFinding),
     ...result.skipped.map((k) => notProcessed(k)),
+    ...(result.seriesChoice ? [seriesChoiceText(result.seriesChoice, result.sourceSeries)] : []),
     studyScoreText(result.studyScore, algorithm),
   ];
   return tid1500MeasurementReport({
