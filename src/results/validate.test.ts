@@ -74,10 +74,10 @@ describe('validateResultObject', () => {
     expect(checkResultObject(bad).errors).toContain('measurement group 2: Tracking Unique Identifier (112040) UIDREF is missing');
   });
 
-  it.skipIf(!existsSync('/usr/share/java/pixelmed.jar'))('pixelmed finds no template error in the report-level content: score, priority, skipped series, a placeless finding', async () => {
+  it.skipIf(!existsSync('/usr/share/java/pixelmed.jar'))('pixelmed finds no template error in the report-level content: score, priority, skipped series, the series choice, a placeless finding', async () => {
     const skipped = [{ seriesInstanceUID: '1.2.3.4.5.6', reason: { scheme: '99RADNODE' as const, value: 'lateral-view', meaning: 'Lateral view not supported' }, detail: 'ViewPosition LL' }];
     const placeless = finding(3, undefined, { site: CODES.rightLung, evaluations: [{ concept: CODES.lungRads, value: CODES.lungRads4A }] });
-    const [o] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID], { findings: [placeless], skipped }), [cr], ctxFor('pixelmed-qual'));
+    const [o] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID], { findings: [placeless], skipped, seriesChoice: 'the only series that qualified' }), [cr], ctxFor('pixelmed-qual'));
     const report = await validateResultObject(o.bytes, { pixelmed: true });
     expect(report.errors).toEqual([]);
   }, 60_000);
