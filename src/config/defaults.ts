@@ -29,6 +29,7 @@ export const DEFAULT_CONFIG: RadnodeConfig = {
     backoffBaseMs: 5000,
     backoffMaxMs: 10 * 60 * 1000,
     leaseMs: 5 * 60 * 1000,
+    thinSliceWaitMinutes: 0,
   },
   routing: {
     // Precedence is the order of the list: the first rule whose match holds names the detector for a series.

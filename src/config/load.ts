@@ -372,6 +372,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
       backoffBaseMs: num(w, 'backoffBaseMs', 'workflow', 0),
       backoffMaxMs: num(w, 'backoffMaxMs', 'workflow', 0),
       leaseMs: num(w, 'leaseMs', 'workflow', 1000),
+      thinSliceWaitMinutes: num(w, 'thinSliceWaitMinutes', 'workflow', 0, 24 * 60, false),
     },
     routing: { rules },
     pacs,

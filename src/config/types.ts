@@ -96,6 +96,12 @@ export type RadnodeConfig = {
     backoffBaseMs: number;
     backoffMaxMs: number;
     leaseMs: number;
+    /**
+     * How long a new job whose detector would rather have a better series (CT: none of 1.5 mm or thinner yet) waits
+     * before it runs, so that a thin reconstruction sent a few minutes after the thick one is read first time. 0: run
+     * at once (a later thin series still re-runs the job and supersedes its result).
+     */
+    thinSliceWaitMinutes: number;
   };
   routing: { rules: RoutingRule[] };
   pacs: PacsConfig | null;

@@ -40,6 +40,11 @@ export type Detector = {
   manifest: DetectorManifest;
   select(series: SeriesInfo): SelectResult;
   run(input: DetectorInput, ctx: { log: Logger; signal?: AbortSignal }): Promise<DetectorResult>;
+  /**
+   * Why this input set is worth waiting on (a better series often follows: CT's thin reconstruction after the thick
+   * one), or null. The engine then holds a new job for `workflow.thinSliceWaitMinutes` (DESIGN §3).
+   */
+  worthWaiting?(series: SeriesInfo[]): string | null;
 };
 
 export function isDetector(x: unknown): x is Detector {

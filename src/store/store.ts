@@ -199,7 +199,8 @@ export class SqliteStore {
    * One job per (study, detector, input set). A new input set for the same (study, detector) supersedes the earlier
    * job: one not yet delivered stops where it is, one delivered becomes the predecessor of the new SR (DESIGN §3).
    */
-  async upsertJob(studyUID: string, detector: string, inputKey: string, inputs: JobInputs, now = Date.now()): Promise<{ job: JobRow; created: boolean }> {
+  /** `wait`: a new job becomes claimable only at `until` (a detector waiting for a better series), with why, audited. */
+  async upsertJob(studyUID: string, detector: string, inputKey: string, inputs: JobInputs, now = Date.now(), wait?: { until: number; why: string }): Promise<{ job: JobRow; created: boolean }> {
     return this.db.transaction(() => {
       const existing = this.db.prepare('SELECT * FROM jobs WHERE study_uid = ? AND detector = ? AND input_key = ?').get(studyUID, detector, inputKey) as JobRow | undefined;
       if (existing) return { job: existing, created: false };
@@ -214,9 +215,9 @@ export class SqliteStore {
       const info = this.db
         .prepare(`INSERT INTO jobs (study_uid, detector, input_key, inputs_json, state, next_attempt_at, sr_instance_number, predecessor_job_id, created_at, updated_at)
                   VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`)
-        .run(studyUID, detector, inputKey, JSON.stringify(inputs), now, (maxSr.n ?? 0) + 1, delivered?.id ?? null, now, now);
+        .run(studyUID, detector, inputKey, JSON.stringify(inputs), wait?.until ?? now, (maxSr.n ?? 0) + 1, delivered?.id ?? null, now, now);
       const id = Number(info.lastInsertRowid);
-      this.auditSync('workflow', 'job.created', 'job', id, { study: studyUID, detector, inputKey, supersedes: prev?.id ?? null }, now);
+      this.auditSync('workflow', 'job.created', 'job', id, { study: studyUID, detector, inputKey, supersedes: prev?.id ?? null, ...(wait ? { waitUntil: wait.until, why: wait.why } : {}) }, now);
       if (prev) {
         const stop = prev.state === 'queued' || prev.state === 'running' || prev.state === 'failed';
         this.db

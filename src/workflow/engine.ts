@@ -94,7 +94,7 @@ export class WorkflowEngine {
     const { config, store, detectors, log } = this.deps;
     const allowed = this.deps.studyPolicy?.allowedDetectors(studyUID);
     const enabled = new Map([...detectors].filter(([id]) => !config.detectors.disabled.includes(id) && (!allowed || allowed.includes(id))));
-    await planStudy({ store, rules: config.routing.rules, detectors: enabled, log }, studyUID);
+    await planStudy({ store, rules: config.routing.rules, detectors: enabled, log, waitMs: config.workflow.thinSliceWaitMinutes * 60_000 }, studyUID);
   }
 
   /** One scheduling pass; exposed for tests. Never throws: a failure is logged and the next tick tries again. */

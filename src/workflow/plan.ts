@@ -40,11 +40,12 @@ export function inputKeyOf(detector: Detector, inputs: JobInputs): string {
  * no-op (same input key), so re-sent studies and our own outputs coming back never start a job.
  */
 export async function planStudy(
-  deps: { store: SqliteStore; rules: RoutingRule[]; detectors: ReadonlyMap<string, Detector>; log: Logger },
+  deps: { store: SqliteStore; rules: RoutingRule[]; detectors: ReadonlyMap<string, Detector>; log: Logger; waitMs?: number },
   studyUID: string,
 ): Promise<{ jobsCreated: number[]; skipped: number }> {
   const series = await deps.store.listSeries(studyUID);
   const byDetector = new Map<string, JobInputs>();
+  const infos = new Map<string, SeriesInfo[]>();
   let skipped = 0;
   for (const row of series) {
     const decision = routeSeries(seriesInfoOf(row), deps.rules, deps.detectors);
@@ -58,14 +59,18 @@ export async function planStudy(
     const entry = byDetector.get(decision.detector) ?? { series: [] };
     entry.series.push({ seriesInstanceUID: row.series_uid, instances });
     byDetector.set(decision.detector, entry);
+    infos.set(decision.detector, [...(infos.get(decision.detector) ?? []), seriesInfoOf(row)]);
   }
   const jobsCreated: number[] = [];
   for (const [id, inputs] of byDetector) {
     const detector = deps.detectors.get(id)!;
-    const { job, created } = await deps.store.upsertJob(studyUID, id, inputKeyOf(detector, inputs), inputs);
+    const why = deps.waitMs ? (detector.worthWaiting?.(infos.get(id) ?? []) ?? null) : null;
+    const now = Date.now();
+    const wait = why ? { until: now + deps.waitMs!, why } : undefined;
+    const { job, created } = await deps.store.upsertJob(studyUID, id, inputKeyOf(detector, inputs), inputs, now, wait);
     if (created) {
       jobsCreated.push(job.id);
-      deps.log.info('job created', { jobId: job.id, detector: id, study: studyUID, series: inputs.series.length });
+      deps.log.info('job created', { jobId: job.id, detector: id, study: studyUID, series: inputs.series.length, ...(wait ? { waitUntil: new Date(wait.until).toISOString(), why } : {}) });
     }
   }
   return { jobsCreated, skipped };

@@ -20,7 +20,7 @@ import type { CtReply } from '../../inference/protocol.ts';
 import type { Code, DetectorResult, Evaluation, Finding, Heatmap, Measurement } from '../../results/findings.ts';
 import { priorityOf } from '../cxr/index.ts';
 import type { Detector } from '../detector.ts';
-import { selectCt } from './select.ts';
+import { selectCt, thinSliceWorthWaiting } from './select.ts';
 import type { FleischnerBand, LungRadsCategory, Nodule, NoduleType } from './types.ts';
 
 export const CT_DETECTOR = 'ct';
@@ -159,6 +159,7 @@ export function createCtDetector(model: LoadedModel, runtime: InferenceRuntime, 
   return {
     manifest: { ...identity, routing: manifest.routing },
     select: selectCt,
+    worthWaiting: thinSliceWorthWaiting,
     async run(input, ctx): Promise<DetectorResult> {
       if (ctx.signal?.aborted) throw ctx.signal.reason;
       const started = performance.now();

@@ -34,6 +34,20 @@ const CHEST_BODY_PARTS = new Set(['', 'CHEST', 'THORAX', 'LUNG', 'LUNGS', 'CHEST
 
 const refuse = (reason: Code, detail: string): SelectResult => ({ accepted: false, reason, detail });
 
+/** A reconstruction this thin or thinner is worth reading first; thicker ones may be followed by one (DESIGN §3). */
+export const THIN_SLICE_MM = 1.5;
+
+/**
+ * Why a study's accepted CT series are worth waiting on: none is thin yet (scanners often send the thick
+ * reconstruction first and the thin lung one minutes later), or null when one is, or the thickness is unknown.
+ */
+export function thinSliceWorthWaiting(series: SeriesInfo[]): string | null {
+  const known = series.map((s) => s.sliceThicknessMm).filter((t): t is number => t !== undefined);
+  if (!known.length || known.length < series.length) return null;
+  const thinnest = Math.min(...known);
+  return thinnest <= THIN_SLICE_MM ? null : `no series of ${THIN_SLICE_MM} mm or thinner yet (thinnest ${thinnest} mm): a thin reconstruction may follow`;
+}
+
 export function selectCt(s: SeriesInfo): SelectResult {
   const modality = (s.modality ?? '').toUpperCase();
   if (modality !== 'CT') return refuse(NOT_PROCESSED.declined, `modality ${s.modality ?? '(none)'}: the CT lung-nodule detector reads CT only`);
