@@ -86,7 +86,7 @@ export async function analyze(paths: string[], config: RadnodeConfig, opts: Anal
   // (a failure is reported, not re-run minutes later), no PACS, no poller.
   const cfg: RadnodeConfig = {
     ...config,
-    data: { dir: work, minFreeMb: 0 },
+    data: { dir: work, minFreeMb: 0, purgeAfterHours: 0 },
     pacs: null,
     delivery: { ...config.delivery, mode: 'folder', folder: out },
     poll: { ...config.poll, enabled: false },

@@ -35,6 +35,7 @@ export const ERROR_TABLE = {
   RN_DETECTOR_INVALID: { httpStatus: 500, retryable: false, exitCode: 2, description: 'A detector module does not export a valid detector' },
   RN_MODEL_INVALID: { httpStatus: 500, retryable: false, exitCode: 1, description: 'A model is refused at start-up: its manifest is invalid, its file is missing or corrupt, its sha256 differs, or its ONNX graph does not fit the manifest' },
   RN_INPUT_MISSING: { httpStatus: 500, retryable: false, exitCode: 1, description: 'An input instance file is missing from the store' },
+  RN_INPUT_PURGED: { httpStatus: 409, retryable: false, exitCode: 1, description: "An input instance's file was purged after its study was delivered (data.purgeAfterHours): re-send the study and the job runs again" },
   RN_RESULT_INVALID: { httpStatus: 500, retryable: false, exitCode: 1, description: 'A result object failed validation' },
   // delivery
   RN_DELIVERY_UNREACHABLE: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The PACS could not be reached' },

@@ -55,14 +55,17 @@ function listFiles(dir: string): string[] {
 /**
  * After a crash: temp files are dropped (never acknowledged), and instance files that were renamed into place but
  * not yet recorded (a kill between fsync and the insert) are recorded now; they were durable, and Orthanc does not
- * retry a failed push, so dropping them would lose a study until the reconciliation poll.
+ * retry a failed push, so dropping them would lose a study until the reconciliation poll. Files of instances that
+ * retention marked purged are deleted (a crash came between the mark and the delete).
  */
 async function recover(config: RadnodeConfig, store: SqliteStore, log: Logger): Promise<void> {
   rmSync(join(config.data.dir, 'tmp'), { recursive: true, force: true });
   const known = await store.knownInstancePaths();
   let recovered = 0;
   for (const path of listFiles(join(config.data.dir, 'instances'))) {
-    if (known.has(path) || !path.endsWith('.dcm')) continue;
+    // A crash between marking a study purged and deleting its files: finish the purge.
+    if (known.purged.has(path)) rmSync(path, { force: true });
+    if (known.all.has(path) || !path.endsWith('.dcm')) continue;
     try {
       const bytes = await readFile(path);
       const h = readIngestHeader(bytes);

@@ -12,7 +12,7 @@ export const DEFAULT_CONFIG: RadnodeConfig = {
     users: [],
     bearerTokens: [],
   },
-  data: { dir: './radnode-data', minFreeMb: 512 },
+  data: { dir: './radnode-data', minFreeMb: 512, purgeAfterHours: 0 },
   node: {
     // A placeholder under Medical Connections' free UID root (1.2.826.0.1.3680043.10); a site registers its own
     // root (free at medicalconnections.co.uk or from its vendor) and sets node.uidRoot.

@@ -356,7 +356,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
 
   return {
     server: { host, port: num(s, 'port', 'server', 0, 65535), maxStowBytes: num(s, 'maxStowBytes', 'server', 1024), users, bearerTokens },
-    data: { dir: str(d, 'dir', 'data', { nonEmpty: true })!, minFreeMb: num(d, 'minFreeMb', 'data', 0) },
+    data: { dir: str(d, 'dir', 'data', { nonEmpty: true })!, minFreeMb: num(d, 'minFreeMb', 'data', 0), purgeAfterHours: num(d, 'purgeAfterHours', 'data', 0, 24 * 3650, false) },
     node: {
       uidRoot,
       manufacturer: str(n, 'manufacturer', 'node', { nonEmpty: true })!,

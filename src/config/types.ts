@@ -78,7 +78,15 @@ export type RadnodeConfig = {
     users: AuthUser[];
     bearerTokens: { token: string; roles: Role[] }[];
   };
-  data: { dir: string; minFreeMb: number };
+  data: {
+    dir: string;
+    minFreeMb: number;
+    /**
+     * Instance files of a study are deleted this many hours after its last job settled (delivered, superseded or
+     * cancelled; DESIGN §3); 0 keeps them for ever. The rows stay, so a re-sent copy is recognised and restored.
+     */
+    purgeAfterHours: number;
+  };
   node: {
     uidRoot: string;
     manufacturer: string;

@@ -65,6 +65,16 @@ export async function ingestFile(
     const isOwn = isOwnInstance(header, deps.node);
     const base = { sopClassUID: header.sopClassUID, sopInstanceUID: header.sopInstanceUID, studyInstanceUID: header.studyInstanceUID, seriesInstanceUID: header.seriesInstanceUID, isOwn };
     const existing = await deps.store.getInstance(header.sopInstanceUID);
+    if (existing?.purged_at && existing.sha256 === sha256) {
+      // Retention deleted this file after delivery; the same bytes are back (the study was re-sent): keep them again.
+      const dir = join(existing.path, '..');
+      mkdirSync(dir, { recursive: true });
+      renameSync(file.tempPath, existing.path);
+      moved = true;
+      fsyncDir(dir);
+      const { reopened } = await deps.store.restoreInstance(header.sopInstanceUID);
+      return { ...base, status: 'stored', reopened };
+    }
     if (existing) {
       if (existing.sha256 !== sha256) {
         // Different bytes under a known SOP Instance UID: kept aside and audited, never silently replacing the first.

@@ -125,6 +125,58 @@ describe('SqliteStore', () => {
   });
 });
 
+describe('SqliteStore retention (DESIGN §3)', () => {
+  const HOUR = 3_600_000;
+  async function deliveredStudy(s: SqliteStore, study: string, at: number) {
+    await s.recordInstance(inst(`${study}-1`, `${study}-S`, study), at);
+    await s.completeStudy(study, 'quiet', at);
+    const { job } = await s.upsertJob(study, 'd', 'k', inputs([`${study}-1`]), at);
+    await s.claimJob('run', 'w', 10_000, { now: at });
+    await s.finishRun(job.id, 'w', [], { json: '{}', studyScore: 0, priority: 'negative' }, at);
+    await s.claimJob('deliver', 'w', 10_000, { now: at });
+    await s.markDelivered(job.id, 'w', {}, at);
+    return job;
+  }
+
+  it('purges a study only once every job settled before the cutoff; a pending, failed or recent job keeps its files', async () => {
+    const s = SqliteStore.open(':memory:');
+    await deliveredStudy(s, 'OLD', 0);
+    await deliveredStudy(s, 'RECENT', 5 * HOUR);
+    const failed = await deliveredStudy(s, 'FAILED', 0);
+    const again = (await s.upsertJob('FAILED', 'd', 'k2', inputs(['FAILED-1']), 0)).job;
+    await s.claimJob('run', 'w', 10_000, { now: 0 });
+    await s.failJob(again.id, 'w', { code: 'RN_INTERNAL', detail: 'x', retryable: false, maxAttempts: 1, backoffMs: () => 0 }, 0);
+    expect((await s.getJob(failed.id))!.superseded_by).toBe(again.id);
+    await s.recordInstance(inst('Q-1', 'Q-S', 'QUEUED'), 0);
+    await s.completeStudy('QUEUED', 'quiet', 0);
+    await s.upsertJob('QUEUED', 'd', 'k', inputs(['Q-1']), 0);
+    await s.recordInstance(inst('N-1', 'N-S', 'NOJOB'), 0);
+    await s.completeStudy('NOJOB', 'quiet', 0);
+    await s.recordInstance(inst('R-1', 'R-S', 'RECEIVING'), 0);
+
+    const cutoff = 2 * HOUR;
+    expect((await s.purgeableStudies(cutoff)).sort()).toEqual(['NOJOB', 'OLD']);
+    expect(await s.markStudyPurged('OLD', cutoff, 3 * HOUR)).toEqual([{ path: '/x/OLD-1.dcm', size: 10 }]);
+    expect((await s.getInstance('OLD-1'))!.purged_at).toBe(3 * HOUR);
+    expect(await s.purgeableStudies(cutoff)).toEqual(['NOJOB']);
+    // Checked again inside the transaction: a study re-opened since the query is left alone.
+    await s.recordInstance(inst('N-2', 'N-S', 'NOJOB'), 3 * HOUR);
+    expect(await s.markStudyPurged('NOJOB', cutoff, 3 * HOUR)).toEqual([]);
+    expect((await s.getInstance('N-1'))!.purged_at).toBeNull();
+  });
+
+  it('a restored instance is live again and re-opens its study', async () => {
+    const s = SqliteStore.open(':memory:');
+    await deliveredStudy(s, 'OLD', 0);
+    await s.markStudyPurged('OLD', HOUR, HOUR);
+    expect(await s.restoreInstance('OLD-1', 2 * HOUR)).toEqual({ reopened: true });
+    expect((await s.getInstance('OLD-1'))!.purged_at).toBeNull();
+    expect((await s.getStudy('OLD'))!.state).toBe('receiving');
+    expect(await s.restoreInstance('OLD-1', 2 * HOUR)).toEqual({ reopened: false });
+    expect((await s.listAudit('instance', 'OLD-1')).map((a) => a.action)).toEqual(['instance.restored']);
+  });
+});
+
 describe('backoffMs', () => {
   it('doubles from the base, caps at the maximum, and jitters within half of it', () => {
     expect(backoffMs(1000, 60_000, 1, () => 1)).toBe(1000);

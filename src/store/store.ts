@@ -7,6 +7,11 @@ import type {
   AuditRow, ClaimPhase, InstanceRecord, JobInputs, JobRow, JobState, OutputRow, SeriesRow, StudyRow,
 } from './types.ts';
 
+/** A study whose files retention may delete: see purgeableStudies. Parameters @cutoff; alias s for studies. */
+const PURGEABLE = `s.state = 'complete' AND s.last_received_at < @cutoff AND s.completed_at < @cutoff
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.study_uid = s.study_uid
+                  AND (j.state IN ('queued', 'running', 'written', 'failed') OR j.updated_at >= @cutoff))`;
+
 /**
  * The only owner of state (DESIGN §2). better-sqlite3 is synchronous; the methods are async so that a PostgreSQL
  * store (DESIGN §7) can replace this one behind the same interface. Every job transition is one transaction
@@ -69,10 +74,59 @@ export class SqliteStore {
 
   // ---------------------------------------------------------------- instances, series, studies
 
-  async getInstance(sopInstanceUID: string): Promise<{ sha256: string; path: string; study_uid: string } | undefined> {
-    return this.db.prepare('SELECT sha256, path, study_uid FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUID) as
-      | { sha256: string; path: string; study_uid: string }
+  async getInstance(sopInstanceUID: string): Promise<{ sha256: string; path: string; study_uid: string; purged_at: number | null } | undefined> {
+    return this.db.prepare('SELECT sha256, path, study_uid, purged_at FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUID) as
+      | { sha256: string; path: string; study_uid: string; purged_at: number | null }
       | undefined;
+  }
+
+  /**
+   * A purged instance's identical bytes came back and are durable at its path again: the row is live again, and the
+   * study re-opens like one receiving a late instance, so that planning re-runs a job that failed RN_INPUT_PURGED.
+   */
+  async restoreInstance(sopInstanceUID: string, now = Date.now()): Promise<{ reopened: boolean }> {
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT study_uid, is_own FROM instances WHERE sop_instance_uid = ? AND purged_at IS NOT NULL').get(sopInstanceUID) as { study_uid: string; is_own: number } | undefined;
+      if (!row) return { reopened: false };
+      this.db.prepare('UPDATE instances SET purged_at = NULL WHERE sop_instance_uid = ?').run(sopInstanceUID);
+      this.auditSync('ingest', 'instance.restored', 'instance', sopInstanceUID, { study: row.study_uid }, now);
+      if (row.is_own) return { reopened: false };
+      const study = this.db.prepare('SELECT state FROM studies WHERE study_uid = ?').get(row.study_uid) as { state: string };
+      this.db.prepare(`UPDATE studies SET state = 'receiving', last_received_at = ? WHERE study_uid = ?`).run(now, row.study_uid);
+      if (study.state === 'complete') this.auditSync('ingest', 'study.reopened', 'study', row.study_uid, { restored: sopInstanceUID }, now);
+      return { reopened: study.state === 'complete' };
+    })();
+  }
+
+  /**
+   * Studies whose instance files may go (DESIGN §3 retention): complete, nothing received since `cutoff`, files still
+   * held, and every job settled before `cutoff` — delivered, superseded or cancelled. A queued, running, written or
+   * failed job keeps the files (an operator may retry a failed one).
+   */
+  async purgeableStudies(cutoff: number, limit = 20): Promise<string[]> {
+    return (
+      this.db
+        .prepare(`SELECT s.study_uid FROM studies s WHERE ${PURGEABLE}
+                    AND EXISTS (SELECT 1 FROM instances i WHERE i.study_uid = s.study_uid AND i.purged_at IS NULL)
+                  ORDER BY s.completed_at LIMIT @limit`)
+        .all({ cutoff, limit }) as { study_uid: string }[]
+    ).map((r) => r.study_uid);
+  }
+
+  /**
+   * Marks a study's held instances purged, in one transaction with its audit row, after checking again that it is
+   * still purgeable; returns the files for the caller to delete. Marking first means a crash leaves at worst a file
+   * nobody needs, never a live row without its file.
+   */
+  async markStudyPurged(studyUID: string, cutoff: number, now = Date.now()): Promise<{ path: string; size: number }[]> {
+    return this.db.transaction(() => {
+      if (this.db.prepare(`SELECT 1 FROM studies s WHERE s.study_uid = @study AND ${PURGEABLE}`).get({ study: studyUID, cutoff }) === undefined) return [];
+      const files = this.db.prepare('SELECT path, size FROM instances WHERE study_uid = ? AND purged_at IS NULL').all(studyUID) as { path: string; size: number }[];
+      if (!files.length) return [];
+      this.db.prepare('UPDATE instances SET purged_at = ? WHERE study_uid = ? AND purged_at IS NULL').run(now, studyUID);
+      this.auditSync('retention', 'study.purged', 'study', studyUID, { instances: files.length, bytes: files.reduce((a, f) => a + f.size, 0) }, now);
+      return files;
+    })();
   }
 
   /**
@@ -136,8 +190,10 @@ export class SqliteStore {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM instance_conflicts').get() as { n: number }).n;
   }
 
-  async knownInstancePaths(): Promise<Set<string>> {
-    return new Set((this.db.prepare('SELECT path FROM instances').all() as { path: string }[]).map((r) => r.path));
+  /** Every recorded instance path, and those retention marked purged (whose files should be gone). */
+  async knownInstancePaths(): Promise<{ all: Set<string>; purged: Set<string> }> {
+    const rows = this.db.prepare('SELECT path, purged_at FROM instances').all() as { path: string; purged_at: number | null }[];
+    return { all: new Set(rows.map((r) => r.path)), purged: new Set(rows.filter((r) => r.purged_at !== null).map((r) => r.path)) };
   }
 
   async instanceCountOfStudy(studyUID: string, opts: { includeOwn?: boolean } = {}): Promise<number> {
@@ -164,10 +220,10 @@ export class SqliteStore {
       .all(studyUID) as SeriesRow[];
   }
 
-  async listInstances(seriesUID: string): Promise<{ sop_instance_uid: string; sop_class_uid: string; path: string; sha256: string; instance_number: number | null }[]> {
+  async listInstances(seriesUID: string): Promise<{ sop_instance_uid: string; sop_class_uid: string; path: string; sha256: string; instance_number: number | null; purged_at: number | null }[]> {
     return this.db
-      .prepare('SELECT sop_instance_uid, sop_class_uid, path, sha256, instance_number FROM instances WHERE series_uid = ? ORDER BY instance_number, sop_instance_uid')
-      .all(seriesUID) as { sop_instance_uid: string; sop_class_uid: string; path: string; sha256: string; instance_number: number | null }[];
+      .prepare('SELECT sop_instance_uid, sop_class_uid, path, sha256, instance_number, purged_at FROM instances WHERE series_uid = ? ORDER BY instance_number, sop_instance_uid')
+      .all(seriesUID) as { sop_instance_uid: string; sop_class_uid: string; path: string; sha256: string; instance_number: number | null; purged_at: number | null }[];
   }
 
   /** Studies with no instance for `quietMs`: complete (DESIGN §3 completeness). */

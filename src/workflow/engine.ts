@@ -15,6 +15,10 @@ import { writeFileDurable } from '../store/durable-file.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { JobInputs, JobRow, OutputRow } from '../store/types.ts';
 import { planStudy, seriesInfoOf } from './plan.ts';
+import { purgeDueStudies } from './retention.ts';
+
+/** How often the retention sweep looks for studies to purge (it is one indexed query when there is nothing to do). */
+const PURGE_EVERY_MS = 60_000;
 
 export type EngineDeps = {
   config: RadnodeConfig;
@@ -59,6 +63,7 @@ export class WorkflowEngine {
   private busyDeliver = false;
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
+  private lastPurgeAt = 0;
   private readonly inFlight = new Set<Promise<unknown>>();
   private stopped = false;
 
@@ -121,6 +126,10 @@ export class WorkflowEngine {
           this.track(this.deliverJob(job).finally(() => (this.busyDeliver = false)));
         }
       }
+      if (config.data.purgeAfterHours > 0 && Date.now() - this.lastPurgeAt >= Math.min(PURGE_EVERY_MS, config.data.purgeAfterHours * 3_600_000)) {
+        this.lastPurgeAt = Date.now();
+        await purgeDueStudies(store, config.data.purgeAfterHours, log);
+      }
     } catch (err) {
       log.error('workflow tick failed', { err: asRadnodeError(err) });
     } finally {
@@ -164,6 +173,7 @@ export class WorkflowEngine {
       const stored = new Map((await store.listInstances(s.seriesInstanceUID)).map((i) => [i.sop_instance_uid, i]));
       const instances = s.instances.map((i) => {
         const st = stored.get(i.sopInstanceUID);
+        if (st?.purged_at) throw new RadnodeError('RN_INPUT_PURGED', `instance ${i.sopInstanceUID} was purged after the study was delivered (data.purgeAfterHours): re-send the study to run this job`);
         if (!st || !existsSync(st.path)) throw new RadnodeError('RN_INPUT_MISSING', `instance ${i.sopInstanceUID} is missing from the store`);
         return { sopInstanceUID: i.sopInstanceUID, sopClassUID: st.sop_class_uid, path: st.path };
       });

@@ -68,6 +68,11 @@ export async function planStudy(
     const now = Date.now();
     const wait = why ? { until: now + deps.waitMs!, why } : undefined;
     const { job, created } = await deps.store.upsertJob(studyUID, id, inputKeyOf(detector, inputs), inputs, now, wait);
+    if (!created && job.state === 'failed' && job.reason_code === 'RN_INPUT_PURGED') {
+      // The study was re-sent after retention had deleted its files: the same inputs are back, so run them.
+      await deps.store.retryJob(job.id, 'workflow');
+      deps.log.info('job re-queued: its purged inputs were re-sent', { jobId: job.id, detector: id, study: studyUID });
+    }
     if (created) {
       jobsCreated.push(job.id);
       deps.log.info('job created', { jobId: job.id, detector: id, study: studyUID, series: inputs.series.length, ...(wait ? { waitUntil: new Date(wait.until).toISOString(), why } : {}) });
