@@ -13,6 +13,9 @@ export type SeriesInfo = {
   viewPosition?: string;
   imageType?: string[];
   sliceThicknessMm?: number;
+  /** Of the series' first instance: a colour series is refused before any pixel is read (detectors/colour.ts). */
+  photometricInterpretation?: string;
+  samplesPerPixel?: number;
   instanceCount: number;
   isOwn: boolean;
 };

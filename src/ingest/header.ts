@@ -22,6 +22,8 @@ export type IngestHeader = {
   viewPosition?: string;
   imageType?: string[];
   sliceThicknessMm?: number;
+  photometricInterpretation?: string;
+  samplesPerPixel?: number;
   manufacturer?: string;
   /** Device UIDs listed in Contributing Equipment Sequence (IHE AIR provenance; the loop guard reads it). */
   contributingDeviceUIDs: string[];
@@ -76,6 +78,8 @@ export function readIngestHeader(bytes: Uint8Array): IngestHeader {
     viewPosition: text('ViewPosition')?.toUpperCase(),
     imageType,
     sliceThicknessMm: num('SliceThickness'),
+    photometricInterpretation: text('PhotometricInterpretation'),
+    samplesPerPixel: num('SamplesPerPixel'),
     manufacturer: text('Manufacturer'),
     contributingDeviceUIDs: h.items('ContributingEquipmentSequence').map((c) => c.string('DeviceUID')?.trim()).filter((x): x is string => !!x),
   };

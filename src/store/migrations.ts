@@ -193,10 +193,13 @@ CREATE INDEX webhook_due ON webhook_deliveries(state, next_attempt_at);
   {
     // Retention (DESIGN §3): an instance whose file was deleted after its study's jobs were delivered keeps its row,
     // so that a re-sent copy is recognised (and restores the file) and the reconciliation poll does not pull it again.
+    // The series' photometric interpretation: a colour series is refused at routing, before any job.
     version: 3,
     sql: `
 ALTER TABLE instances ADD COLUMN purged_at INTEGER;
 CREATE INDEX instances_unpurged ON instances(study_uid) WHERE purged_at IS NULL;
+ALTER TABLE series ADD COLUMN photometric TEXT;
+ALTER TABLE series ADD COLUMN samples_per_pixel INTEGER;
 `,
   },
 ];

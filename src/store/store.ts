@@ -146,13 +146,13 @@ export class SqliteStore {
       if (!seriesExists) {
         this.db
           .prepare(`INSERT INTO series (series_uid, study_uid, modality, series_number, series_description, body_part, view_position, image_type,
-                      slice_thickness, sop_class_uid, is_own, first_received_at, last_received_at)
-                    VALUES (@series, @study, @modality, @number, @description, @bodyPart, @view, @imageType, @thickness, @sopClass, @own, @now, @now)`)
+                      slice_thickness, sop_class_uid, photometric, samples_per_pixel, is_own, first_received_at, last_received_at)
+                    VALUES (@series, @study, @modality, @number, @description, @bodyPart, @view, @imageType, @thickness, @sopClass, @photometric, @samples, @own, @now, @now)`)
           .run({
             series: rec.seriesInstanceUID, study: rec.studyInstanceUID, modality: rec.modality ?? null, number: rec.seriesNumber ?? null,
             description: rec.seriesDescription ?? null, bodyPart: rec.bodyPartExamined ?? null, view: rec.viewPosition ?? null,
             imageType: rec.imageType ? rec.imageType.join('\\') : null, thickness: rec.sliceThicknessMm ?? null,
-            sopClass: rec.sopClassUID, own: rec.isOwn ? 1 : 0, now,
+            sopClass: rec.sopClassUID, photometric: rec.photometricInterpretation ?? null, samples: rec.samplesPerPixel ?? null, own: rec.isOwn ? 1 : 0, now,
           });
       } else {
         this.db.prepare('UPDATE series SET last_received_at = ? WHERE series_uid = ?').run(now, rec.seriesInstanceUID);

@@ -30,6 +30,8 @@ export type InstanceRecord = {
   viewPosition?: string;
   imageType?: string[];
   sliceThicknessMm?: number;
+  photometricInterpretation?: string;
+  samplesPerPixel?: number;
 };
 
 export type StudyRow = {
@@ -57,6 +59,8 @@ export type SeriesRow = {
   image_type: string | null;
   slice_thickness: number | null;
   sop_class_uid: string | null;
+  photometric: string | null;
+  samples_per_pixel: number | null;
   is_own: number;
   route_detector: string | null;
   route_reason_code: string | null;

@@ -19,6 +19,8 @@ export function seriesInfoOf(row: SeriesRow): SeriesInfo {
     viewPosition: row.view_position ?? undefined,
     imageType: row.image_type ? row.image_type.split('\\') : undefined,
     sliceThicknessMm: row.slice_thickness ?? undefined,
+    photometricInterpretation: row.photometric ?? undefined,
+    samplesPerPixel: row.samples_per_pixel ?? undefined,
     instanceCount: row.instance_count,
     isOwn: row.is_own === 1,
   };

@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { sharedFile, unpackedFile } from '../../test/helpers/paths.ts';
 import { DEFAULT_CONFIG } from '../config/defaults.ts';
 import type { Detector, SeriesInfo } from '../detectors/detector.ts';
+import { selectCt } from '../detectors/ct/select.ts';
+import { selectChestRadiograph } from '../detectors/cxr/index.ts';
+import { selectMammogram } from '../detectors/mammo/index.ts';
 import { readIngestHeader } from '../ingest/header.ts';
 import { isOwnInstance } from './loop-guard.ts';
 import { NOT_PROCESSED } from './reasons.ts';
@@ -24,7 +27,8 @@ function seriesOf(file: string, instanceCount = 1): SeriesInfo {
   return {
     studyInstanceUID: h.studyInstanceUID, seriesInstanceUID: h.seriesInstanceUID, modality: h.modality, sopClassUID: h.sopClassUID,
     seriesDescription: h.seriesDescription, bodyPartExamined: h.bodyPartExamined, viewPosition: h.viewPosition, imageType: h.imageType,
-    sliceThicknessMm: h.sliceThicknessMm, instanceCount, isOwn: isOwnInstance(h, NODE),
+    sliceThicknessMm: h.sliceThicknessMm, photometricInterpretation: h.photometricInterpretation, samplesPerPixel: h.samplesPerPixel,
+    instanceCount, isOwn: isOwnInstance(h, NODE),
   };
 }
 
@@ -80,6 +84,25 @@ describe('routing real series with the default rules', () => {
     const picky: Detector = { ...accepting('cxr'), select: () => ({ accepted: false, reason: NOT_PROCESSED.declined, detail: 'lateral view' }) };
     const s = seriesOf(sharedFile('cxr/dicom/rsna/0004cfab-14fd-4e49-80ba-63a80b6bddd6.dcm'));
     expect(routeSeries(s, RULES, new Map([['cxr', picky]]))).toEqual({ detector: null, reason: NOT_PROCESSED.declined, detail: 'lateral view' });
+  });
+
+  it('refuses a colour series at routing with RN-NP-COLOUR, for each shipped detector, from the header alone', () => {
+    // cornerstone3D's RGB test pattern (DERIVED\SECONDARY, so presented as ORIGINAL), as a chest film, a mammogram, a chest CT.
+    const rgb = { ...seriesOf(sharedFile('dicom/cornerstone3D/TestPattern_RGB.dcm'), 60), imageType: ['ORIGINAL', 'PRIMARY', 'AXIAL'] };
+    expect([rgb.photometricInterpretation, rgb.samplesPerPixel]).toEqual(['RGB', 3]);
+    const real = new Map<string, Detector>([
+      ['cxr', { ...accepting('cxr'), select: selectChestRadiograph }],
+      ['mammo', { ...accepting('mammo'), select: selectMammogram }],
+      ['ct', { ...accepting('ct'), select: selectCt }],
+    ]);
+    const as = [
+      { ...rgb, modality: 'CR', bodyPartExamined: 'CHEST', viewPosition: 'PA' },
+      { ...rgb, modality: 'MG', sopClassUID: '1.2.840.10008.5.1.4.1.1.1.2' },
+      { ...rgb, modality: 'CT', sopClassUID: '1.2.840.10008.5.1.4.1.1.2', bodyPartExamined: 'CHEST', sliceThicknessMm: 1 },
+    ];
+    for (const s of as) expect(routeSeries(s, RULES, real), s.modality).toMatchObject({ detector: null, reason: NOT_PROCESSED.colourImage, detail: 'Photometric Interpretation RGB, 3 samples per pixel' });
+    // The same headers in grayscale are taken.
+    for (const s of as) expect(routeSeries({ ...s, photometricInterpretation: 'MONOCHROME2', samplesPerPixel: 1 }, RULES, real).detector, s.modality).not.toBeNull();
   });
 
   it('refuses a bare data set without Part 10 preamble and File Meta at ingest (the raw CR-MONO1 file), accepts its Part 10 twin', () => {

@@ -12,6 +12,7 @@
 import type { Code, SkippedSeries } from '../../results/findings.ts';
 import type { VolumeIssue } from '../../dicom/volume.ts';
 import { NOT_PROCESSED } from '../../workflow/reasons.ts';
+import { refuseColour } from '../colour.ts';
 import type { SelectResult, SeriesInfo } from '../detector.ts';
 
 /** PS3.4 B.5: CT Image Storage, Enhanced CT Image Storage, Legacy Converted Enhanced CT Image Storage. */
@@ -51,6 +52,8 @@ export function thinSliceWorthWaiting(series: SeriesInfo[]): string | null {
 export function selectCt(s: SeriesInfo): SelectResult {
   const modality = (s.modality ?? '').toUpperCase();
   if (modality !== 'CT') return refuse(NOT_PROCESSED.declined, `modality ${s.modality ?? '(none)'}: the CT lung-nodule detector reads CT only`);
+  const colour = refuseColour(s);
+  if (colour) return colour;
   const imageType = (s.imageType ?? []).map((t) => t.toUpperCase());
   if (imageType.includes('LOCALIZER')) return refuse(NOT_PROCESSED.localizer, `Image Type ${imageType.join('\\')}`);
   // Screenshots of a CT console (Philips "Exam Summary", GE "SCREEN SAVE") are Secondary Captures with Modality CT.

@@ -10,6 +10,7 @@ import type { InferenceRuntime } from '../../inference/runtime.ts';
 import type { RadiographReply, StageTimings } from '../../inference/protocol.ts';
 import type { Code, DetectorResult, Finding, Heatmap, Priority, SkippedSeries } from '../../results/findings.ts';
 import { NOT_PROCESSED } from '../../workflow/reasons.ts';
+import { refuseColour } from '../colour.ts';
 import type { Detector, SelectResult, SeriesInfo } from '../detector.ts';
 
 export const CXR_DETECTOR = 'cxr';
@@ -30,6 +31,8 @@ const SITE = {
 export function selectChestRadiograph(s: SeriesInfo): SelectResult {
   const modality = (s.modality ?? '').toUpperCase();
   if (!MODALITIES.includes(modality)) return { accepted: false, reason: NOT_PROCESSED.declined, detail: `modality ${s.modality ?? '(none)'}: the chest radiograph detector reads CR and DX only` };
+  const colour = refuseColour(s);
+  if (colour) return colour;
   const body = (s.bodyPartExamined ?? '').toUpperCase();
   if (!BODY_PARTS.includes(body)) return { accepted: false, reason: NOT_PROCESSED.declined, detail: `Body Part Examined ${body}: not a chest` };
   const view = (s.viewPosition ?? '').toUpperCase();

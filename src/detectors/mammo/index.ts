@@ -18,6 +18,7 @@ import type { MammogramReply, StageTimings } from '../../inference/protocol.ts';
 import type { Code, DetectorResult, Finding, Heatmap, SkippedSeries } from '../../results/findings.ts';
 import { NOT_PROCESSED } from '../../workflow/reasons.ts';
 import { priorityOf } from '../cxr/index.ts';
+import { refuseColour } from '../colour.ts';
 import type { Detector, SelectResult, SeriesInfo } from '../detector.ts';
 
 export const MAMMO_DETECTOR = 'mammo';
@@ -47,6 +48,8 @@ const IMPLANT_WORDS = /\b(IMPLANT|ID|IMPLANT DISPLACED)\b/i;
 export function selectMammogram(s: SeriesInfo): SelectResult {
   const modality = (s.modality ?? '').toUpperCase();
   if (modality !== 'MG') return { accepted: false, reason: NOT_PROCESSED.declined, detail: `modality ${s.modality ?? '(none)'}: the mammography detector reads MG only` };
+  const colour = refuseColour(s);
+  if (colour) return colour;
   if (s.sopClassUID && PROCESSING_CLASSES.includes(s.sopClassUID))
     return { accepted: false, reason: NOT_PROCESSED.forProcessing, detail: `SOP Class ${s.sopClassUID} is "for processing"` };
   const words = [s.seriesDescription ?? '', ...(s.imageType ?? [])].join(' ');
