@@ -7,12 +7,12 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { decodeFrames, percentileWindow, physicalValues, modalityLut, readInstance, toDisplay, type VoiWindow } from '../dicom/index.ts';
+import { decodeFrames, percentileWindow, physicalValues, modalityLut, readInstance, toDisplay, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
 import { runCt, sessionClassifier } from './ct.ts';
 import { exactPercentileWindow, mammoCamToStored, mammogramInput, mammoPeak, type MammoPeak } from './mammogram.ts';
-import type { CtReply, CtRequest, ExecutionProvider, MammogramReply, MammogramRequest, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { CtReply, CtRequest, ExecutionProvider, Image2DSpec, MammogramReply, MammogramRequest, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
 
 const sessions = new Map<string, ort.InferenceSession>();
 
@@ -54,50 +54,67 @@ async function open(req: OpenRequest): Promise<OpenReply> {
 const now = () => performance.now();
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
-async function radiograph(req: RadiographRequest): Promise<{ value: RadiographReply; transfer: ArrayBuffer[] }> {
+type Refused = Extract<RadiographReply, { kind: 'refused' }>;
+type FirstFrame = { session: ort.InferenceSession; instance: DicomInstance; frame: DecodedFrame; decode: number };
+
+/**
+ * The 2D detectors' shared first step: the open session, the first frame decoded (timed), or a refusal value for a
+ * colour frame (routing refuses colour series from the header; this catches a colour image later in a series).
+ */
+async function firstFrame(req: { key: string; path: string }): Promise<FirstFrame | Refused> {
   const session = sessions.get(req.key);
   if (!session) throw new RadnodeError('RN_MODEL_INVALID', `model ${req.key} has no open session`);
-  const { spec } = req;
-  let t = now();
+  const t = now();
   const instance = readInstance(await readFile(req.path));
   const [frame] = await decodeFrames(instance, { frames: [0] });
   const decode = now() - t;
-  if (frame.samplesPerPixel !== 1) {
-    return { value: { kind: 'refused', reason: 'colour', detail: `Photometric Interpretation ${frame.photometricInterpretation}, ${frame.samplesPerPixel} samples per pixel`, timingsMs: { decode } }, transfer: [] };
-  }
+  if (frame.samplesPerPixel !== 1)
+    return { kind: 'refused', reason: 'colour', detail: `Photometric Interpretation ${frame.photometricInterpretation}, ${frame.samplesPerPixel} samples per pixel`, timingsMs: { decode } };
+  return { session, instance, frame, decode };
+}
 
-  t = now();
-  const w = spec.preprocess.window;
+/** Modality LUT → the manifest's window (fixed, or percentiles by `percentile`) → 0..1, MONOCHROME1 inverted (PS3.4 N.2.1.1). */
+function displayOf(f: FirstFrame, w: Image2DSpec['preprocess']['window'], percentile: (values: Float32Array, low: number, high: number) => VoiWindow): Float32Array {
   let window: VoiWindow | undefined;
   if (w.kind === 'fixed') window = { center: w.center, width: w.width, function: 'LINEAR' };
-  else if (w.kind === 'percentile') window = percentileWindow(physicalValues(frame, modalityLut(instance, 0)), w.low / 100, w.high / 100);
-  // toDisplay: Modality LUT → VOI → 0..1, MONOCHROME1 inverted (PS3.4 N.2.1.1), so the model always sees bone bright.
-  const display = toDisplay(instance, frame, window ? { window } : {});
+  else if (w.kind === 'percentile') window = percentile(physicalValues(f.frame, modalityLut(f.instance, 0)), w.low / 100, w.high / 100);
+  return toDisplay(f.instance, f.frame, window ? { window } : {});
+}
+
+/** The score output (sigmoid applied to logits) and the class-activation map, if the manifest declares one. */
+function scoresAndCam(out: ort.InferenceSession.OnnxValueMapType, spec: Image2DSpec): { scores: number[]; cam?: { height: number; width: number; values: Float32Array } } {
+  const scoreOut = spec.outputs.find((o) => o.kind === 'probabilities' || o.kind === 'logits')!;
+  const raw = Array.from(out[scoreOut.name].data as Float32Array);
+  const scores = scoreOut.kind === 'logits' ? raw.map(sigmoid) : raw;
+  const camOut = spec.outputs.find((o) => o.kind === 'cam');
+  if (!camOut) return { scores };
+  const tensor = out[camOut.name];
+  const [height, width] = tensor.dims.slice(-2);
+  return { scores, cam: { height, width, values: Float32Array.from(tensor.data as Float32Array).subarray(0, height * width) } };
+}
+
+async function radiograph(req: RadiographRequest): Promise<{ value: RadiographReply; transfer: ArrayBuffer[] }> {
+  const f = await firstFrame(req);
+  if ('kind' in f) return { value: f, transfer: [] };
+  const { spec } = req;
+  const { frame, instance, decode } = f;
+
+  let t = now();
+  // The model always sees bone bright, whatever the photometric interpretation.
+  const display = displayOf(f, spec.preprocess.window, percentileWindow);
   const [height, width] = spec.preprocess.size ?? [frame.rows, frame.columns];
   const { data, geometry } = resizeToInput(display, frame.rows, frame.columns, height, width, spec.preprocess.resize ?? 'stretch');
   normalise(data, spec.preprocess.normalise.mean, spec.preprocess.normalise.std);
   const preprocess = now() - t;
 
   t = now();
-  const out = await session.run({ [spec.input.name]: new ort.Tensor('float32', data, [1, 1, height, width]) });
+  const out = await f.session.run({ [spec.input.name]: new ort.Tensor('float32', data, [1, 1, height, width]) });
   const infer = now() - t;
 
   t = now();
-  const scoreOut = spec.outputs.find((o) => o.kind === 'probabilities' || o.kind === 'logits')!;
-  const raw = Array.from(out[scoreOut.name].data as Float32Array);
-  const scores = scoreOut.kind === 'logits' ? raw.map(sigmoid) : raw;
-  const camOut = spec.outputs.find((o) => o.kind === 'cam');
-  let cam: { height: number; width: number; values: Float32Array } | undefined;
-  let heatmap: Float32Array | undefined;
-  let hot: HotRegion | undefined;
-  if (camOut) {
-    const tensor = out[camOut.name];
-    const dims = tensor.dims;
-    const [ch, cw] = dims.slice(-2);
-    cam = { height: ch, width: cw, values: Float32Array.from(tensor.data as Float32Array).subarray(0, ch * cw) };
-    hot = hotRegion(cam.values, ch, cw, geometry, frame.rows, frame.columns);
-    if (req.wantHeatmap) heatmap = camToSource(cam.values, ch, cw, geometry, frame.rows, frame.columns);
-  }
+  const { scores, cam } = scoresAndCam(out, spec);
+  const hot: HotRegion | undefined = cam && hotRegion(cam.values, cam.height, cam.width, geometry, frame.rows, frame.columns);
+  const heatmap = cam && req.wantHeatmap ? camToSource(cam.values, cam.height, cam.width, geometry, frame.rows, frame.columns) : undefined;
   const postprocess = now() - t;
   const orientation = instance.header.strings('PatientOrientation').map((s) => s.trim().toUpperCase());
   const value: RadiographReply = {
@@ -108,45 +125,25 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
 }
 
 async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply; transfer: ArrayBuffer[] }> {
-  const session = sessions.get(req.key);
-  if (!session) throw new RadnodeError('RN_MODEL_INVALID', `model ${req.key} has no open session`);
+  const f = await firstFrame(req);
+  if ('kind' in f) return { value: f, transfer: [] };
   const { spec } = req;
+  const { frame, instance, decode } = f;
+
   let t = now();
-  const instance = readInstance(await readFile(req.path));
-  const [frame] = await decodeFrames(instance, { frames: [0] });
-  const decode = now() - t;
-  if (frame.samplesPerPixel !== 1) {
-    return { value: { kind: 'refused', reason: 'colour', detail: `Photometric Interpretation ${frame.photometricInterpretation}, ${frame.samplesPerPixel} samples per pixel`, timingsMs: { decode } }, transfer: [] };
-  }
-  t = now();
-  const w = spec.preprocess.window;
-  let window: VoiWindow | undefined;
-  if (w.kind === 'fixed') window = { center: w.center, width: w.width, function: 'LINEAR' };
-  else if (w.kind === 'percentile') window = exactPercentileWindow(physicalValues(frame, modalityLut(instance, 0)), w.low / 100, w.high / 100);
-  const display = toDisplay(instance, frame, window ? { window } : {});
+  const display = displayOf(f, spec.preprocess.window, exactPercentileWindow);
   const [height, width] = spec.preprocess.size ?? [256, 256];
   const { data, geometry, orientation, content } = mammogramInput(instance, display, frame.rows, frame.columns, [height, width], spec.preprocess.normalise);
   const preprocess = now() - t;
 
   t = now();
-  const out = await session.run({ [spec.input.name]: new ort.Tensor('float32', data, [1, 1, height, width]) });
+  const out = await f.session.run({ [spec.input.name]: new ort.Tensor('float32', data, [1, 1, height, width]) });
   const infer = now() - t;
 
   t = now();
-  const scoreOut = spec.outputs.find((o) => o.kind === 'probabilities' || o.kind === 'logits')!;
-  const raw = Array.from(out[scoreOut.name].data as Float32Array);
-  const scores = scoreOut.kind === 'logits' ? raw.map(sigmoid) : raw;
-  const camOut = spec.outputs.find((o) => o.kind === 'cam');
-  let cam: { height: number; width: number; values: Float32Array } | undefined;
-  let heatmap: Float32Array | undefined;
-  let peak: MammoPeak | undefined;
-  if (camOut) {
-    const tensor = out[camOut.name];
-    const [ch, cw] = tensor.dims.slice(-2);
-    cam = { height: ch, width: cw, values: Float32Array.from(tensor.data as Float32Array).subarray(0, ch * cw) };
-    peak = mammoPeak(cam.values, ch, cw, geometry);
-    if (req.wantHeatmap) heatmap = mammoCamToStored(cam.values, ch, cw, geometry, frame.rows, frame.columns);
-  }
+  const { scores, cam } = scoresAndCam(out, spec);
+  const peak: MammoPeak | undefined = cam && mammoPeak(cam.values, cam.height, cam.width, geometry);
+  const heatmap = cam && req.wantHeatmap ? mammoCamToStored(cam.values, cam.height, cam.width, geometry, frame.rows, frame.columns) : undefined;
   const postprocess = now() - t;
   const h = instance.header;
   const value: MammogramReply = {
