@@ -7,10 +7,11 @@
 import { createHash } from 'node:crypto';
 import type { LoadedModel } from '../../inference/registry.ts';
 import type { InferenceRuntime } from '../../inference/runtime.ts';
-import type { RadiographReply, StageTimings } from '../../inference/protocol.ts';
-import type { Code, DetectorResult, Finding, Heatmap, Priority, SkippedSeries } from '../../results/findings.ts';
+import type { RadiographReply } from '../../inference/protocol.ts';
+import type { Code, DetectorResult, Finding, Priority } from '../../results/findings.ts';
 import { NOT_PROCESSED } from '../../workflow/reasons.ts';
 import { refuseColour } from '../colour.ts';
+import { readEachImage } from '../read-images.ts';
 import type { Detector, SelectResult, SeriesInfo } from '../detector.ts';
 
 export const CXR_DETECTOR = 'cxr';
@@ -74,7 +75,6 @@ export function priorityOf(score: number, op: LoadedModel['manifest']['operating
   return 'negative';
 }
 
-export type CxrTimings = StageTimings;
 
 /** One detector per model whose manifest says detector 'cxr'. `id` is 'cxr' for the shipped model, the model id otherwise. */
 export function createCxrDetector(model: LoadedModel, runtime: InferenceRuntime, id: string): Detector {
@@ -85,45 +85,28 @@ export function createCxrDetector(model: LoadedModel, runtime: InferenceRuntime,
     select: selectChestRadiograph,
     async run(input, ctx): Promise<DetectorResult> {
       const findings: Finding[] = [];
-      const heatmaps: Heatmap[] = [];
-      const skipped: SkippedSeries[] = [];
-      const timings: CxrTimings = { decode: 0, preprocess: 0, infer: 0, postprocess: 0 };
       let studyScore = 0;
-      let read = 0;
-      for (const series of input.series) {
-        for (const inst of series.instances) {
-          if (ctx.signal?.aborted) throw ctx.signal.reason;
-          const reply = await runtime.radiograph({ key: manifest.id, path: inst.path, spec: manifest, wantHeatmap: true });
-          timings.decode += reply.timingsMs.decode;
-          if (reply.kind === 'refused') {
-            skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, reason: NOT_PROCESSED.colourImage, detail: `${inst.sopInstanceUID}: ${reply.detail}` });
-            continue;
-          }
-          read++;
-          timings.preprocess += reply.timingsMs.preprocess;
-          timings.infer += reply.timingsMs.infer;
-          timings.postprocess += reply.timingsMs.postprocess;
-          if (reply.heatmap) heatmaps.push({ sopInstanceUID: inst.sopInstanceUID, width: reply.columns, height: reply.rows, values: reply.heatmap });
-          for (const label of manifest.labels) {
-            const p = reply.scores[label.index];
-            if (p === undefined || !Number.isFinite(p)) continue;
-            studyScore = Math.max(studyScore, p);
-            if (p < manifest.operatingPoints.positive.threshold) continue;
-            // The CAM is the map of the model's positive class: it places the finding of a single-label model.
-            const place = reply.hot && manifest.labels.length === 1 ? { sopInstanceUID: inst.sopInstanceUID, shape: 'box' as const, points: reply.hot.box.map(([x, y]) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10] as [number, number]) } : undefined;
-            const site = manifest.labels.length === 1 ? siteOf(reply) : undefined;
-            findings.push({
-              trackingUid: trackingUid([input.studyInstanceUID, inst.sopInstanceUID, model.sha256, String(label.index)]),
-              trackingId: `${id}-${label.code.value}-${findings.length + 1}`,
-              concept: label.code,
-              probability: Math.round(p * 1e4) / 1e4,
-              ...(site ? { site } : {}),
-              ...(place ? { place } : {}),
-            });
-          }
+      const images = await readEachImage(input, ctx.signal, (inst) => runtime.radiograph({ key: manifest.id, path: inst.path, spec: manifest, wantHeatmap: true }), (reply, inst) => {
+        for (const label of manifest.labels) {
+          const p = reply.scores[label.index];
+          if (p === undefined || !Number.isFinite(p)) continue;
+          studyScore = Math.max(studyScore, p);
+          if (p < manifest.operatingPoints.positive.threshold) continue;
+          // The CAM is the map of the model's positive class: it places the finding of a single-label model.
+          const place = reply.hot && manifest.labels.length === 1 ? { sopInstanceUID: inst.sopInstanceUID, shape: 'box' as const, points: reply.hot.box.map(([x, y]) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10] as [number, number]) } : undefined;
+          const site = manifest.labels.length === 1 ? siteOf(reply) : undefined;
+          findings.push({
+            trackingUid: trackingUid([input.studyInstanceUID, inst.sopInstanceUID, model.sha256, String(label.index)]),
+            trackingId: `${id}-${label.code.value}-${findings.length + 1}`,
+            concept: label.code,
+            probability: Math.round(p * 1e4) / 1e4,
+            ...(site ? { site } : {}),
+            ...(place ? { place } : {}),
+          });
         }
-      }
-      ctx.log.debug('cxr run', { images: read, skipped: skipped.length, timingsMs: timings });
+      });
+      const { read, skipped, heatmaps, timingsMs } = images;
+      ctx.log.debug('cxr run', { images: read, skipped: skipped.length, timingsMs });
       const result: DetectorResult = {
         detector: identity,
         studyInstanceUID: input.studyInstanceUID,
@@ -133,7 +116,7 @@ export function createCxrDetector(model: LoadedModel, runtime: InferenceRuntime,
         findings,
         heatmaps,
         skipped,
-        timingsMs: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+        timingsMs,
       };
       return result;
     },

@@ -14,11 +14,12 @@
 import { createHash } from 'node:crypto';
 import type { LoadedModel } from '../../inference/registry.ts';
 import type { InferenceRuntime } from '../../inference/runtime.ts';
-import type { MammogramReply, StageTimings } from '../../inference/protocol.ts';
-import type { Code, DetectorResult, Finding, Heatmap, SkippedSeries } from '../../results/findings.ts';
+import type { MammogramReply } from '../../inference/protocol.ts';
+import type { Code, DetectorResult, Finding } from '../../results/findings.ts';
 import { NOT_PROCESSED } from '../../workflow/reasons.ts';
 import { priorityOf } from '../cxr/index.ts';
 import { refuseColour } from '../colour.ts';
+import { readEachImage } from '../read-images.ts';
 import type { Detector, SelectResult, SeriesInfo } from '../detector.ts';
 
 export const MAMMO_DETECTOR = 'mammo';
@@ -98,48 +99,27 @@ export function createMammoDetector(model: LoadedModel, runtime: InferenceRuntim
     select: selectMammogram,
     async run(input, ctx): Promise<DetectorResult> {
       const findings: Finding[] = [];
-      const heatmaps: Heatmap[] = [];
-      const skipped: SkippedSeries[] = [];
-      const timings: StageTimings = { decode: 0, preprocess: 0, infer: 0, postprocess: 0 };
       const byBreast = new Map<string, number[]>();
-      let read = 0;
       const threshold = manifest.operatingPoints.positive.threshold;
-      for (const series of input.series) {
-        for (const inst of series.instances) {
-          if (ctx.signal?.aborted) throw ctx.signal.reason;
-          const reply = await runtime.mammogram({ key: manifest.id, path: inst.path, spec: manifest, wantHeatmap: true });
-          timings.decode += reply.timingsMs.decode;
-          if (reply.kind === 'refused') {
-            skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, reason: NOT_PROCESSED.colourImage, detail: `${inst.sopInstanceUID}: ${reply.detail}` });
-            continue;
-          }
-          const refusal = refuseImage(reply);
-          if (refusal) {
-            skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, reason: refusal.reason, detail: `${inst.sopInstanceUID}: ${refusal.detail}` });
-            continue;
-          }
-          read++;
-          timings.preprocess += reply.timingsMs.preprocess;
-          timings.infer += reply.timingsMs.infer;
-          timings.postprocess += reply.timingsMs.postprocess;
-          if (reply.heatmap) heatmaps.push({ sopInstanceUID: inst.sopInstanceUID, width: reply.columns, height: reply.rows, values: reply.heatmap });
-          const p = reply.scores[label?.index ?? 0];
-          if (p === undefined || !Number.isFinite(p)) continue;
-          // Images without a known side still count for the exam, under their own key.
-          const side = reply.laterality === 'L' || reply.laterality === 'R' ? reply.laterality : `U:${inst.sopInstanceUID}`;
-          byBreast.set(side, [...(byBreast.get(side) ?? []), p]);
-          if (p < threshold || !reply.peak || !label) continue;
-          const site = reply.laterality === 'L' || reply.laterality === 'R' ? BREAST_SITE[reply.laterality] : undefined;
-          findings.push({
-            trackingUid: trackingUid([input.studyInstanceUID, inst.sopInstanceUID, model.sha256, 'lesion']),
-            trackingId: `${id}-lesion-${findings.length + 1}`,
-            concept: label.code,
-            probability: r4(p),
-            ...(site ? { site } : {}),
-            place: { sopInstanceUID: inst.sopInstanceUID, shape: 'ellipse', points: reply.peak.ellipse },
-          });
-        }
-      }
+      const infer = (inst: { path: string }) => runtime.mammogram({ key: manifest.id, path: inst.path, spec: manifest, wantHeatmap: true });
+      const images = await readEachImage(input, ctx.signal, infer, (reply, inst) => {
+        const p = reply.scores[label?.index ?? 0];
+        if (p === undefined || !Number.isFinite(p)) return;
+        // Images without a known side still count for the exam, under their own key.
+        const side = reply.laterality === 'L' || reply.laterality === 'R' ? reply.laterality : `U:${inst.sopInstanceUID}`;
+        byBreast.set(side, [...(byBreast.get(side) ?? []), p]);
+        if (p < threshold || !reply.peak || !label) return;
+        const site = reply.laterality === 'L' || reply.laterality === 'R' ? BREAST_SITE[reply.laterality] : undefined;
+        findings.push({
+          trackingUid: trackingUid([input.studyInstanceUID, inst.sopInstanceUID, model.sha256, 'lesion']),
+          trackingId: `${id}-lesion-${findings.length + 1}`,
+          concept: label.code,
+          probability: r4(p),
+          ...(site ? { site } : {}),
+          place: { sopInstanceUID: inst.sopInstanceUID, shape: 'ellipse', points: reply.peak.ellipse },
+        });
+      }, refuseImage);
+      const { read, skipped, heatmaps, timingsMs } = images;
       let studyScore = 0;
       for (const [side, probs] of byBreast) {
         const score = fuseViews(probs, threshold);
@@ -154,7 +134,7 @@ export function createMammoDetector(model: LoadedModel, runtime: InferenceRuntim
           site: BREAST_SITE[side],
         });
       }
-      ctx.log.debug('mammo run', { images: read, breasts: byBreast.size, skipped: skipped.length, timingsMs: timings });
+      ctx.log.debug('mammo run', { images: read, breasts: byBreast.size, skipped: skipped.length, timingsMs });
       return {
         detector: identity,
         studyInstanceUID: input.studyInstanceUID,
@@ -164,7 +144,7 @@ export function createMammoDetector(model: LoadedModel, runtime: InferenceRuntim
         findings,
         heatmaps,
         skipped,
-        timingsMs: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+        timingsMs,
       };
     },
   };

@@ -1,0 +1,57 @@
+import type { StageTimings } from '../inference/protocol.ts';
+import type { Code, Heatmap, SkippedSeries } from '../results/findings.ts';
+import { NOT_PROCESSED } from '../workflow/reasons.ts';
+import type { DetectorInput } from './detector.ts';
+
+/** What the inference worker answers for one 2D image (radiograph or mammogram). */
+type ImageReply =
+  | { kind: 'ok'; rows: number; columns: number; heatmap?: Float32Array; timingsMs: StageTimings }
+  | { kind: 'refused'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
+
+type Source = { sopInstanceUID: string; path: string };
+type SeriesOf = DetectorInput['series'][number];
+
+export type ImagesRead = { read: number; skipped: SkippedSeries[]; heatmaps: Heatmap[]; timingsMs: Record<string, number> };
+
+/**
+ * The 2D detectors' loop over every image of every input series: each goes through the worker (`infer`), a colour
+ * image or one `refuse` turns down is listed as not processed with its SOP Instance UID, every other image's heatmap
+ * is kept and `each` turns its scores into findings. Stage timings are summed over the images.
+ */
+export async function readEachImage<R extends ImageReply>(
+  input: DetectorInput,
+  signal: AbortSignal | undefined,
+  infer: (inst: Source) => Promise<R>,
+  each: (reply: Extract<R, { kind: 'ok' }>, inst: Source, series: SeriesOf) => void,
+  refuse: (reply: Extract<R, { kind: 'ok' }>) => { reason: Code; detail: string } | null | undefined = () => null,
+): Promise<ImagesRead> {
+  const out: ImagesRead = { read: 0, skipped: [], heatmaps: [], timingsMs: {} };
+  const timings: StageTimings = { decode: 0, preprocess: 0, infer: 0, postprocess: 0 };
+  for (const series of input.series) {
+    const skip = (reason: Code, inst: Source, detail: string) =>
+      out.skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, reason, detail: `${inst.sopInstanceUID}: ${detail}` });
+    for (const inst of series.instances) {
+      if (signal?.aborted) throw signal.reason;
+      const reply = await infer(inst);
+      timings.decode += reply.timingsMs.decode;
+      if (reply.kind === 'refused') {
+        skip(NOT_PROCESSED.colourImage, inst, reply.detail);
+        continue;
+      }
+      const ok = reply as Extract<R, { kind: 'ok' }>;
+      const refusal = refuse(ok);
+      if (refusal) {
+        skip(refusal.reason, inst, refusal.detail);
+        continue;
+      }
+      out.read++;
+      timings.preprocess += ok.timingsMs.preprocess;
+      timings.infer += ok.timingsMs.infer;
+      timings.postprocess += ok.timingsMs.postprocess;
+      if (ok.heatmap) out.heatmaps.push({ sopInstanceUID: inst.sopInstanceUID, width: ok.columns, height: ok.rows, values: ok.heatmap });
+      each(ok, inst, series);
+    }
+  }
+  out.timingsMs = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+  return out;
+}
