@@ -400,6 +400,9 @@ def main():
     ap.add_argument('--out', help='where model.onnx, manifest.json, golden.json, metrics.json go '
                     '(default: next to this script; with --bilateral: /tmp/mammo/bilateral)')
     ap.add_argument('--version', default='1.1.0')
+    ap.add_argument('--seed-offset', type=int, default=0,
+                    help='added to the training seeds (initialisation, batches, augmentation), never to the fold split: '
+                         'ensemble members trained on the same folds (tried 2026-11-25, see CARD.md)')
     args = ap.parse_args()
     out = args.out or ('/tmp/mammo/bilateral' if args.bilateral else HERE)
     scratch = '/tmp/mammo' if out == HERE else out
@@ -423,7 +426,7 @@ def main():
 
     # Final model on every film.
     t1 = time.time()
-    net = train(X, M, y, coords, np.arange(len(meta)), epochs, mean, std, SEED + 99, partner)
+    net = train(X, M, y, coords, np.arange(len(meta)), epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner)
     final_s = time.time() - t1
     final_net = net
     torch.save(net.state_dict(), os.path.join(scratch, 'final.pt'))
@@ -445,7 +448,7 @@ def main():
     for k in range(5):
         tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
         t1 = time.time()
-        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k, partner)
+        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k + 1000 * args.seed_offset, partner)
         p, c = predict(net, X, mean, std, partner, te)
         oof_p[te], oof_c[te] = p, c
         if partner is not None:

@@ -254,8 +254,9 @@ export class SqliteStore {
   /**
    * One job per (study, detector, input set). A new input set for the same (study, detector) supersedes the earlier
    * job: one not yet delivered stops where it is, one delivered becomes the predecessor of the new SR (DESIGN §3).
+   * With `wait`, a new job becomes claimable only at `until` (its detector would rather wait for a better series),
+   * and the audit row says why.
    */
-  /** `wait`: a new job becomes claimable only at `until` (a detector waiting for a better series), with why, audited. */
   async upsertJob(studyUID: string, detector: string, inputKey: string, inputs: JobInputs, now = Date.now(), wait?: { until: number; why: string }): Promise<{ job: JobRow; created: boolean }> {
     return this.db.transaction(() => {
       const existing = this.db.prepare('SELECT * FROM jobs WHERE study_uid = ? AND detector = ? AND input_key = ?').get(studyUID, detector, inputKey) as JobRow | undefined;
