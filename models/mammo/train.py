@@ -355,6 +355,33 @@ def peak_in_circle(meta, geo, cams, sel):
     return {'n': n, 'rate': round(hits / max(1, n), 3), 'strictRate': round(strict / max(1, n), 3), 'items': detail}
 
 
+def evaluate_oof(meta, geo, women, oof_p, oof_c):
+    """Out-of-fold figures: AUCs with bootstrap intervals, mass peak-in-circle, and the operating points."""
+    y = np.array([1 if m['classes'] else 0 for m in meta])
+    res = {
+        'allAbnormal': subset_auc(meta, oof_p, women, lambda m: True),
+        'massDistortionAsymmetry': subset_auc(meta, oof_p, women, lambda m: any(c in MAIN for c in m['classes'])),
+        'calcification': subset_auc(meta, oof_p, women, lambda m: m['classes'] == ['CALC']),
+        'byClass': {c: subset_auc(meta, oof_p, women, lambda m, c=c: c in m['classes']) for c in ('CALC', 'CIRC', 'SPIC', 'MISC', 'ARCH', 'ASYM')},
+        'byTissue': {t: subset_auc([m for m in meta if m['tissue'] == t], oof_p[[m['tissue'] == t for m in meta]], women[[m['tissue'] == t for m in meta]], lambda m: True) for t in 'FGD'},
+    }
+    loc = peak_in_circle(meta, geo, oof_c, range(len(meta)))
+    # Operating points on the out-of-fold scores for the main target (masses, distortions, asymmetries vs normal).
+    sel = np.array([not m['classes'] or any(c in MAIN for c in m['classes']) for m in meta])
+    ys, ps = y[sel], oof_p[sel]
+    pos_sorted = np.sort(ps[ys == 1])
+    t_pos = float(pos_sorted[int(math.floor(0.2 * len(pos_sorted)))])       # ~80% sensitivity
+    neg_sorted = np.sort(ps[ys == 0])
+    t_urg = float(neg_sorted[int(math.ceil(0.95 * len(neg_sorted))) - 1])    # ~95% specificity
+    t_urg = max(t_urg, t_pos + 1e-4)
+
+    def ss(t):
+        return {'threshold': round(t, 4), 'sensitivity': round(float((ps[ys == 1] >= t).mean()), 3), 'specificity': round(float((ps[ys == 0] < t).mean()), 3)}
+
+    ops = {'positive': ss(t_pos), 'urgent': ss(t_urg)}
+    return res, loc, ops
+
+
 def export_all(final_net, X, meta, mean, std, ops, quick, out=HERE, partner=None, version='1.0.0'):
     exp = Exported(final_net, mean, std).eval()
     ch = 1 if partner is None else 2
@@ -457,27 +484,7 @@ def main():
         print(f'fold {k}: auc {auc(y[te], p):.3f} ({time.time() - t1:.0f}s)', flush=True)
 
     np.savez(os.path.join(scratch, 'oof.npz'), p=oof_p, c=oof_c, fold=fold, solo=oof_solo)
-    res = {
-        'allAbnormal': subset_auc(meta, oof_p, women, lambda m: True),
-        'massDistortionAsymmetry': subset_auc(meta, oof_p, women, lambda m: any(c in MAIN for c in m['classes'])),
-        'calcification': subset_auc(meta, oof_p, women, lambda m: m['classes'] == ['CALC']),
-        'byClass': {c: subset_auc(meta, oof_p, women, lambda m, c=c: c in m['classes']) for c in ('CALC', 'CIRC', 'SPIC', 'MISC', 'ARCH', 'ASYM')},
-        'byTissue': {t: subset_auc([m for m in meta if m['tissue'] == t], oof_p[[m['tissue'] == t for m in meta]], women[[m['tissue'] == t for m in meta]], lambda m: True) for t in 'FGD'},
-    }
-    loc = peak_in_circle(meta, geo, oof_c, range(len(meta)))
-    # Operating points on the out-of-fold scores for the main target (masses, distortions, asymmetries vs normal).
-    sel = np.array([not m['classes'] or any(c in MAIN for c in m['classes']) for m in meta])
-    ys, ps = y[sel], oof_p[sel]
-    pos_sorted = np.sort(ps[ys == 1])
-    t_pos = float(pos_sorted[int(math.floor(0.2 * len(pos_sorted)))])       # ~80% sensitivity
-    neg_sorted = np.sort(ps[ys == 0])
-    t_urg = float(neg_sorted[int(math.ceil(0.95 * len(neg_sorted))) - 1])    # ~95% specificity
-    t_urg = max(t_urg, t_pos + 1e-4)
-
-    def ss(t):
-        return {'threshold': round(t, 4), 'sensitivity': round(float((ps[ys == 1] >= t).mean()), 3), 'specificity': round(float((ps[ys == 0] < t).mean()), 3)}
-
-    ops = {'positive': ss(t_pos), 'urgent': ss(t_urg)}
+    res, loc, ops = evaluate_oof(meta, geo, women, oof_p, oof_c)
     print(json.dumps({k: v for k, v in res.items() if k != 'byTissue'}), json.dumps(ops), 'loc', loc['rate'], loc['strictRate'], flush=True)
 
     sha = export_all(final_net, X, meta, mean, std, ops, quick=args.quick, out=out, partner=partner, version=args.version)
