@@ -88,6 +88,7 @@ function pollSink(config: RadnodeConfig, store: SqliteStore, engine: WorkflowEng
     setCheckpoint: (n, v) => store.setCheckpoint(n, v),
     knownInstanceCount: (s) => store.instanceCountOfStudy(s),
     knownInstances: (s) => store.instanceUIDsOfStudy(s),
+    purgedInstances: (s) => store.purgedInstanceUIDsOfStudy(s),
     ingest: async (bytes: Uint8Array, origin: { source: PollSource; studyInstanceUID: string }) => {
       const tempPath = join(tmp, `poll-${randomUUID()}.part`);
       writeFileDurable(tempPath, bytes);

@@ -176,16 +176,17 @@ describe('SqliteStore retention (DESIGN §3)', () => {
     expect((await s.listAudit('instance', 'OLD-1')).map((a) => a.action)).toEqual(['instance.restored']);
   });
 
-  it('a purged instance still counts for the reconciliation poll but is not "held" for a pull, which fetches it back', async () => {
+  it('a purged instance still counts and is still known to the pollers, which also learn that it was purged', async () => {
     const s = SqliteStore.open(':memory:');
     await deliveredStudy(s, 'OLD', 0);
     await s.recordInstance(inst('OLD-2', 'OLD-S', 'OLD'), 0);
     await s.completeStudy('OLD', 'quiet', 0);
     await s.markStudyPurged('OLD', HOUR, HOUR);
     expect(await s.instanceCountOfStudy('OLD')).toBe(2);
-    expect(await s.instanceUIDsOfStudy('OLD')).toEqual(new Set());
+    expect(await s.instanceUIDsOfStudy('OLD')).toEqual(new Set(['OLD-1', 'OLD-2']));
+    expect(await s.purgedInstanceUIDsOfStudy('OLD')).toEqual(new Set(['OLD-1', 'OLD-2']));
     await s.restoreInstance('OLD-1', 2 * HOUR);
-    expect(await s.instanceUIDsOfStudy('OLD')).toEqual(new Set(['OLD-1']));
+    expect(await s.purgedInstanceUIDsOfStudy('OLD')).toEqual(new Set(['OLD-2']));
   });
 });
 

@@ -201,13 +201,14 @@ export class SqliteStore {
     return (this.db.prepare(sql).get(studyUID) as { n: number }).n;
   }
 
-  /**
-   * The instances whose files radnode holds: what a pull need not fetch again. Purged ones are left out, so a pull
-   * started by a late series (its count now exceeds instanceCountOfStudy, which counts every row) fetches them back
-   * too and the study's job can run; a purged study that did not change is never pulled (equal counts).
-   */
+  /** Every instance of the study radnode has recorded, purged or not. */
   async instanceUIDsOfStudy(studyUID: string): Promise<Set<string>> {
-    return new Set((this.db.prepare('SELECT sop_instance_uid FROM instances WHERE study_uid = ? AND purged_at IS NULL').all(studyUID) as { sop_instance_uid: string }[]).map((r) => r.sop_instance_uid));
+    return new Set((this.db.prepare('SELECT sop_instance_uid FROM instances WHERE study_uid = ?').all(studyUID) as { sop_instance_uid: string }[]).map((r) => r.sop_instance_uid));
+  }
+
+  /** The study's instances whose files retention deleted. */
+  async purgedInstanceUIDsOfStudy(studyUID: string): Promise<Set<string>> {
+    return new Set((this.db.prepare('SELECT sop_instance_uid FROM instances WHERE study_uid = ? AND purged_at IS NOT NULL').all(studyUID) as { sop_instance_uid: string }[]).map((r) => r.sop_instance_uid));
   }
 
   async getStudy(studyUID: string): Promise<StudyRow | undefined> {

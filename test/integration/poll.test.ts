@@ -15,6 +15,7 @@ import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
 import {
   orthancCheckpointName,
   pollOrthancChanges,
+  pullStudy,
   pollQido,
   qidoCheckpointName,
   schedulePoller,
@@ -54,6 +55,9 @@ class MemorySink implements PollSink {
     return this.held.get(studyUID)?.size ?? 0;
   }
   knownInstances?: (studyUID: string) => Promise<ReadonlySet<string>> = async (studyUID) => new Set(this.held.get(studyUID)?.keys() ?? []);
+  /** SOPs whose files "retention" deleted: still known, bytes gone. */
+  readonly purged = new Set<string>();
+  purgedInstances = async (studyUID: string): Promise<ReadonlySet<string>> => new Set([...(this.held.get(studyUID)?.keys() ?? [])].filter((s) => this.purged.has(s)));
   async ingest(bytes: Uint8Array, origin: { source: PollSource; studyInstanceUID: string }): Promise<void> {
     if (this.failNextIngest) {
       const e = this.failNextIngest;
@@ -64,6 +68,7 @@ class MemorySink implements PollSink {
     this.ingestCalls.push({ sop, study: origin.studyInstanceUID, source: origin.source });
     const study = this.held.get(origin.studyInstanceUID) ?? new Map<string, Uint8Array>();
     study.set(sop, bytes);
+    this.purged.delete(sop);
     this.held.set(origin.studyInstanceUID, study);
   }
   async studyRetrieved(studyUID: string): Promise<void> {
@@ -157,6 +162,24 @@ describe('pollQido', () => {
     expect(res.instancesPulled).toBe(2);
     expect(sink.ingestCalls.map((c) => c.sop).slice(1).sort()).toEqual(sops(mr.slice(1)));
     expect(sink.sops(study)).toEqual(sops(mr));
+  });
+
+  it('a purged study is fetched back only with something new in it: its purged instances come with the late series', async () => {
+    const o = await orthancFor();
+    const study = newUid();
+    const mr = await series(o, MR_SMALL, study, 2);
+    const sink = new MemorySink();
+    await pollQido(pacsOf(o), sink, { lookbackDays: 1, log: silentLogger });
+    for (const m of mr) sink.purged.add(m.sopInstanceUID);
+    // Nothing new: the purged files stay purged, whatever starts the pull.
+    expect(await pullStudy(pacsOf(o), sink, study, 'poll-orthanc', { log: silentLogger })).toMatchObject({ pulled: 0, wantedInstances: 2 });
+    expect((await pollQido(pacsOf(o), sink, { lookbackDays: 1, log: silentLogger })).instancesPulled).toBe(0);
+    // A late series: it and the purged instances are fetched, so the study can be read whole again.
+    const late = await series(o, MR_SMALL, study, 1);
+    const before = sink.ingestCalls.length;
+    expect((await pollQido(pacsOf(o), sink, { lookbackDays: 1, log: silentLogger })).instancesPulled).toBe(3);
+    expect(sink.ingestCalls.slice(before).map((c) => c.sop).sort()).toEqual(sops([...mr, ...late]));
+    expect(sink.purged.size).toBe(0);
   });
 
   it('without per-instance knowledge it compares counts and lets the store drop duplicates', async () => {

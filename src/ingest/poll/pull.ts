@@ -44,6 +44,8 @@ export async function pullStudy(
     if (wantedCount <= (await sink.knownInstanceCount(studyUID))) return { ...result, wantedInstances: wantedCount };
   }
 
+  // First every wanted instance, then what to fetch: the unknown ones, and when there are any, the purged ones too.
+  const listed: { seriesUID: string; sop: string }[] = [];
   for (const s of wanted) {
     const seriesUID = firstString(s, '0020000E') as string;
     const instances = await qidoAll(
@@ -53,24 +55,29 @@ export async function pullStudy(
     );
     for (const inst of instances) {
       const sop = firstString(inst, '00080018');
-      if (sop === undefined) continue;
-      result.wantedInstances++;
-      if (known?.has(sop)) continue;
-      // One instance at a time: memory stays bounded by the largest instance, not the study.
-      const bytes = await decodableCopy(pacs, studyUID, seriesUID, sop, await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES), log);
-      try {
-        await sink.ingest(bytes, { source, studyInstanceUID: studyUID });
-      } catch (err) {
-        const e = asRadnodeError(err);
-        if (e.retryable) throw e; // disk full, store busy: stop this poll, the next one resumes
-        // A malformed or refused instance must not block the rest of the study.
-        log.warn('poll: instance refused by the store', { sopInstanceUID: sop, code: e.code, error: e.message });
-        result.failedInstances++;
-        continue;
-      }
-      known?.add(sop);
-      result.pulled++;
+      if (sop !== undefined) listed.push({ seriesUID, sop });
     }
+  }
+  result.wantedInstances = listed.length;
+  const fresh = listed.filter((i) => !known?.has(i.sop));
+  // Retention deleted these files after delivery: a study with something new needs them back to be read again.
+  const purged = fresh.length && sink.purgedInstances ? await sink.purgedInstances(studyUID) : new Set<string>();
+  const fetch = [...fresh, ...listed.filter((i) => purged.has(i.sop))];
+  for (const { seriesUID, sop } of fetch) {
+    // One instance at a time: memory stays bounded by the largest instance, not the study.
+    const bytes = await decodableCopy(pacs, studyUID, seriesUID, sop, await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES), log);
+    try {
+      await sink.ingest(bytes, { source, studyInstanceUID: studyUID });
+    } catch (err) {
+      const e = asRadnodeError(err);
+      if (e.retryable) throw e; // disk full, store busy: stop this poll, the next one resumes
+      // A malformed or refused instance must not block the rest of the study.
+      log.warn('poll: instance refused by the store', { sopInstanceUID: sop, code: e.code, error: e.message });
+      result.failedInstances++;
+      continue;
+    }
+    known?.add(sop);
+    result.pulled++;
   }
   if (result.pulled > 0) log.info('poll: study retrieved', { source, instances: result.pulled });
   return result;

@@ -18,4 +18,10 @@ export type PollSink = {
    * are missing; without it, it falls back to comparing counts and lets the store drop what it already has.
    */
   knownInstances?(studyUID: string): Promise<ReadonlySet<string>>;
+  /**
+   * Optional: those of knownInstances whose files retention deleted. A pull that finds something new in the study
+   * fetches them back with it, so that the job the new instances start can read the whole study; a study with
+   * nothing new fetches nothing.
+   */
+  purgedInstances?(studyUID: string): Promise<ReadonlySet<string>>;
 };
