@@ -62,8 +62,8 @@ export async function pullStudy(
   const fresh = listed.filter((i) => !known?.has(i.sop));
   // Retention deleted these files after delivery: a study with something new needs them back to be read again.
   const purged = fresh.length && sink.purgedInstances ? await sink.purgedInstances(studyUID) : new Set<string>();
-  const fetch = [...fresh, ...listed.filter((i) => purged.has(i.sop))];
-  for (const { seriesUID, sop } of fetch) {
+  const toFetch = [...fresh, ...listed.filter((i) => purged.has(i.sop))];
+  for (const { seriesUID, sop } of toFetch) {
     // One instance at a time: memory stays bounded by the largest instance, not the study.
     const bytes = await decodableCopy(pacs, studyUID, seriesUID, sop, await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES), log);
     try {
@@ -76,7 +76,6 @@ export async function pullStudy(
       result.failedInstances++;
       continue;
     }
-    known?.add(sop);
     result.pulled++;
   }
   if (result.pulled > 0) log.info('poll: study retrieved', { source, instances: result.pulled });
