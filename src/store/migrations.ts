@@ -192,7 +192,7 @@ CREATE INDEX webhook_due ON webhook_deliveries(state, next_attempt_at);
   },
   {
     // Retention (DESIGN §3): an instance whose file was deleted after its study's jobs were delivered keeps its row,
-    // so that a re-sent copy is recognised (and restores the file) and the reconciliation poll does not pull it again.
+    // so that a re-sent copy is recognised (and restores the file) and the pollers do not fetch it again for nothing.
     // The series' photometric interpretation: a colour series is refused at routing, before any job.
     version: 3,
     sql: `

@@ -1,7 +1,7 @@
 /**
  * Retention (DESIGN §3): instance files of a study are deleted `data.purgeAfterHours` after its last job settled.
- * The rows stay (marked purged), so a re-sent copy is recognised and restores the file, the reconciliation poll does
- * not pull the study again, and the audit says what went when. Result objects (data/outputs) are kept: a resend
+ * The rows stay (marked purged), so a re-sent copy is recognised and restores the file, the pollers fetch the files
+ * back only with a late series (ingest/poll/pull.ts), and the audit says what went when. Result objects (data/outputs) are kept: a resend
  * must send the same bytes.
  */
 import { rmdirSync, rmSync } from 'node:fs';
