@@ -91,10 +91,8 @@ export class SqliteStore {
       this.db.prepare('UPDATE instances SET purged_at = NULL WHERE sop_instance_uid = ?').run(sopInstanceUID);
       this.auditSync('ingest', 'instance.restored', 'instance', sopInstanceUID, { study: row.study_uid }, now);
       if (row.is_own) return { reopened: false };
-      const study = this.db.prepare('SELECT state FROM studies WHERE study_uid = ?').get(row.study_uid) as { state: string };
-      this.db.prepare(`UPDATE studies SET state = 'receiving', last_received_at = ? WHERE study_uid = ?`).run(now, row.study_uid);
-      if (study.state === 'complete') this.auditSync('ingest', 'study.reopened', 'study', row.study_uid, { restored: sopInstanceUID }, now);
-      return { reopened: study.state === 'complete' };
+      const study = this.db.prepare('SELECT state FROM studies WHERE study_uid = ?').get(row.study_uid) as { state: string } | undefined;
+      return { reopened: this.arrivedSync(row.study_uid, study?.state, { restored: sopInstanceUID }, now) };
     })();
   }
 
@@ -162,21 +160,25 @@ export class SqliteStore {
                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(rec.sopInstanceUID, rec.seriesInstanceUID, rec.studyInstanceUID, rec.sopClassUID, rec.instanceNumber ?? null,
           rec.transferSyntaxUID ?? null, rec.path, rec.size, rec.sha256, rec.source, rec.isOwn ? 1 : 0, now);
-      let reopened = false;
       // Our own outputs coming back (Orthanc re-sends whole studies) must neither delay nor re-open a study.
-      if (!rec.isOwn) {
-        // Any new instance re-opens a complete study: a late series, or the rest of a study a sender split into
-        // several requests. Planning then re-runs a detector only if its input set changed.
-        if (study?.state === 'complete') {
-          this.db.prepare(`UPDATE studies SET state = 'receiving', last_received_at = ? WHERE study_uid = ?`).run(now, rec.studyInstanceUID);
-          this.auditSync('ingest', 'study.reopened', 'study', rec.studyInstanceUID, { series: rec.seriesInstanceUID }, now);
-          reopened = true;
-        } else if (study?.state !== 'complete') {
-          this.db.prepare('UPDATE studies SET last_received_at = ? WHERE study_uid = ?').run(now, rec.studyInstanceUID);
-        }
-      }
+      const reopened = rec.isOwn ? false : this.arrivedSync(rec.studyInstanceUID, study?.state, { series: rec.seriesInstanceUID }, now);
       return { reopened, newSeries: !seriesExists };
     })();
+  }
+
+  /**
+   * An instance arrived for the study (new, or a purged one restored): it re-opens a complete study, so that its
+   * completeness is decided again (a late series, or the rest of a study a sender split into several requests), and
+   * delays a receiving one. Planning then re-runs a detector only if its input set changed. True when it re-opened.
+   */
+  private arrivedSync(studyUID: string, state: string | undefined, detail: Record<string, string>, now: number): boolean {
+    if (state === 'complete') {
+      this.db.prepare(`UPDATE studies SET state = 'receiving', last_received_at = ? WHERE study_uid = ?`).run(now, studyUID);
+      this.auditSync('ingest', 'study.reopened', 'study', studyUID, detail, now);
+      return true;
+    }
+    this.db.prepare('UPDATE studies SET last_received_at = ? WHERE study_uid = ?').run(now, studyUID);
+    return false;
   }
 
   async recordConflict(sopInstanceUID: string, path: string, sha256: string, now = Date.now()): Promise<void> {

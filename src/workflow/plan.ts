@@ -50,7 +50,8 @@ export async function planStudy(
   const infos = new Map<string, SeriesInfo[]>();
   let skipped = 0;
   for (const row of series) {
-    const decision = routeSeries(seriesInfoOf(row), deps.rules, deps.detectors);
+    const info = seriesInfoOf(row);
+    const decision = routeSeries(info, deps.rules, deps.detectors);
     if (decision.detector === null) {
       await deps.store.setSeriesRoute(row.series_uid, { detector: null, reasonCode: decision.reason.value, reasonDetail: decision.detail });
       skipped++;
@@ -61,7 +62,7 @@ export async function planStudy(
     const entry = byDetector.get(decision.detector) ?? { series: [] };
     entry.series.push({ seriesInstanceUID: row.series_uid, instances });
     byDetector.set(decision.detector, entry);
-    infos.set(decision.detector, [...(infos.get(decision.detector) ?? []), seriesInfoOf(row)]);
+    infos.set(decision.detector, [...(infos.get(decision.detector) ?? []), info]);
   }
   const jobsCreated: number[] = [];
   for (const [id, inputs] of byDetector) {

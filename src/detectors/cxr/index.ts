@@ -75,7 +75,6 @@ export function priorityOf(score: number, op: LoadedModel['manifest']['operating
   return 'negative';
 }
 
-
 /** One detector per model whose manifest says detector 'cxr'. `id` is 'cxr' for the shipped model, the model id otherwise. */
 export function createCxrDetector(model: LoadedModel, runtime: InferenceRuntime, id: string): Detector {
   const { manifest } = model;
