@@ -67,6 +67,8 @@ const RELEASES: Record<string, string> = {
   '1.2.0': 'as 1.1.0 with 10 epochs instead of 6: the within-volume monitor (held-out seed 8 of the training volume) was still rising at epoch 6 (last-epoch AUC fold A 0.953→0.971, fold B 0.989→0.987 for 6 → 10 epochs); chosen on that monitor, nothing else changed',
 };
 const MODEL_VERSION = '1.3.0';
+/** Scales per candidate the model reads (patch.ts extractPatches): 1 = the 32 mm cube alone. */
+const PATCH_CHANNELS = 1;
 
 /**
  * Changes of the pipeline around the model (src/detectors/ct) that moved the figures by themselves: earlier releases'
@@ -76,7 +78,7 @@ const PIPELINE_CHANGES: string[] = [
   'between 1.2.0 and 1.3.0: a segmentation whose centre drifts off its candidate (it followed a vessel or a neighbouring opacity) is measured again inside a fixed sphere around the candidate (pipeline.ts, chosen on development seeds 201–204). With the 1.2.0 fold models unchanged, on the same test inserts, this alone moved the pooled figures from 74.5% to 78.0% at 4 FP/scan and CPM 0.595 to 0.634 (diameter MAE 0.68 to 0.66 mm)',
 ];
 
-function args(): { stage: string; trainSeeds: number[]; testSeeds: number[]; count: number; epochs: number; extraNegatives: number; retrain: boolean; previous?: string } {
+function args(): { stage: string; trainSeeds: number[]; testSeeds: number[]; count: number; epochs: number; extraNegatives: number; channels: number; trainDir: string; retrain: boolean; previous?: string } {
   const a = process.argv.slice(2);
   const opt = (k: string, d: string): string => {
     const i = a.indexOf(k);
@@ -93,20 +95,30 @@ function args(): { stage: string; trainSeeds: number[]; testSeeds: number[]; cou
     count: Number(opt('--count', '25')),
     epochs: Number(opt('--epochs', '10')),
     extraNegatives: Number(opt('--extra-negatives', '200')),
+    channels: Number(opt('--channels', String(PATCH_CHANNELS))),
+    trainDir: resolve(opt('--train-dir', TRAIN_DIR)),
     retrain: a.includes('--retrain'),
     previous: a.includes('--previous') ? opt('--previous', '') : undefined,
   };
 }
 
+/** The scales a model reads per candidate (patch.ts): train.py records them beside the ONNX file; 1 before that. */
+export function channelsOf(modelPath: string): number {
+  const info = modelPath.replace(/\.onnx$/, '.train.json');
+  return existsSync(info) ? ((JSON.parse(readFileSync(info, 'utf8')) as { inChannels?: number }).inChannels ?? 1) : 1;
+}
+
+const specOf = (channels: number): Pick<ModelManifest, 'input' | 'outputs'> => ({ ...SPEC, input: { ...SPEC.input, shape: ['batch', channels, 32, 32, 32] } });
+
 async function classifierFor(modelPath: string): Promise<PatchClassifier> {
   const session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'], intraOpNumThreads: 2, graphOptimizationLevel: 'all' });
-  return sessionClassifier(ort, session, SPEC as ModelManifest);
+  return sessionClassifier(ort, session, specOf(channelsOf(modelPath)) as ModelManifest);
 }
 
 /** Fold models hold their last training seed out as a monitor (train.py prints its AUC per epoch). */
-function train(cases: string[], out: string, epochs: number, monitorSeed?: number): void {
+function train(cases: string[], out: string, epochs: number, trainDir: string, monitorSeed?: number): void {
   const monitor = monitorSeed === undefined ? [] : ['--monitor-seed', String(monitorSeed)];
-  const r = spawnSync('/usr/bin/python3', [join(HERE, 'train.py'), '--train', cases.join(','), '--out', out, '--epochs', String(epochs), ...monitor], { stdio: 'inherit' });
+  const r = spawnSync('/usr/bin/python3', [join(HERE, 'train.py'), '--train', cases.join(','), '--data', trainDir, '--out', out, '--epochs', String(epochs), ...monitor], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`train.py failed for ${cases} (status ${r.status}); it needs Debian python3-torch`);
 }
 
@@ -143,8 +155,8 @@ function pipelineSha(): string {
 }
 
 /** A fold's run is kept in .cache/ct-eval/<fold>/run.json and reused while the model, pipeline, seeds and count are the same. */
-export async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: number[], count: number): Promise<FoldRun> {
-  const dir = join(EVAL_DIR, fold);
+export async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: number[], count: number, evalDir = EVAL_DIR): Promise<FoldRun> {
+  const dir = join(evalDir, fold);
   const key = JSON.stringify({ model: fileSha(modelPath), pipeline: pipelineSha(), seeds, count, test: test.name });
   const cached = join(dir, 'run.json');
   if (existsSync(cached)) {
@@ -293,15 +305,15 @@ async function main(): Promise<void> {
   for (const name of CASES) cases.push(await loadLidcCase(join(CASES_DIR, name)));
 
   if (a.stage === 'all' || a.stage === 'dump') {
-    mkdirSync(TRAIN_DIR, { recursive: true });
+    mkdirSync(a.trainDir, { recursive: true });
     for (const c of cases)
       for (const seed of a.trainSeeds) {
-        const stem = join(TRAIN_DIR, `${c.name}-s${seed}`);
-        if (existsSync(`${stem}.json`) && !a.retrain) continue;
+        const stem = join(a.trainDir, `${c.name}-s${seed}`);
+        if (existsSync(`${stem}.json`) && !a.retrain && ((JSON.parse(readFileSync(`${stem}.json`, 'utf8')) as { channels?: number }).channels ?? 1) === a.channels) continue;
         const t = performance.now();
-        const d = await dumpCase(c, seed, a.count, 4, TRAIN_MIX, a.extraNegatives);
+        const d = await dumpCase(c, seed, a.count, 4, TRAIN_MIX, a.extraNegatives, a.channels);
         writeFileSync(`${stem}.bin`, Buffer.from(d.patches.buffer, d.patches.byteOffset, d.patches.byteLength));
-        writeFileSync(`${stem}.json`, JSON.stringify({ case: c.name, seed, count: a.count, jitter: 4, candidateRecall: d.candidateRecall, patchSize: 32, meta: d.meta }));
+        writeFileSync(`${stem}.json`, JSON.stringify({ case: c.name, seed, count: a.count, jitter: 4, candidateRecall: d.candidateRecall, patchSize: 32, channels: a.channels, meta: d.meta }));
         process.stdout.write(`dump ${c.name} seed ${seed}: ${d.meta.length} patches, candidate recall ${(100 * d.candidateRecall).toFixed(0)}%, ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
       }
   }
@@ -309,9 +321,9 @@ async function main(): Promise<void> {
   const modelB = join(MODELS_DIR, 'B.onnx');
   const shipped = join(HERE, 'model.onnx');
   if (a.stage === 'all' || a.stage === 'train') {
-    if (a.retrain || !existsSync(modelA)) train([CASES[0]], modelA, a.epochs, a.trainSeeds.at(-1));
-    if (a.retrain || !existsSync(modelB)) train([CASES[1]], modelB, a.epochs, a.trainSeeds.at(-1));
-    if (a.retrain || !existsSync(shipped)) train([...CASES], shipped, a.epochs);
+    if (a.retrain || !existsSync(modelA)) train([CASES[0]], modelA, a.epochs, a.trainDir, a.trainSeeds.at(-1));
+    if (a.retrain || !existsSync(modelB)) train([CASES[1]], modelB, a.epochs, a.trainDir, a.trainSeeds.at(-1));
+    if (a.retrain || !existsSync(shipped)) train([...CASES], shipped, a.epochs, a.trainDir);
   }
   // Either fold alone (to run one while the other model still trains); the full eval reuses their saved runs.
   if (a.stage === 'foldA') await runFold('A', modelA, cases[1], a.testSeeds, a.count);
@@ -388,7 +400,7 @@ function buildManifest(sha256: string, positive: { threshold: number; sensitivit
     detector: 'ct',
     file: 'model.onnx',
     routing: { modality: ['CT'], sliceThicknessMmMax: 3 },
-    input: SPEC.input,
+    input: specOf(channelsOf(join(HERE, 'model.onnx'))).input,
     preprocess: PATCH_PREPROCESS,
     outputs: SPEC.outputs,
     labels: [{ index: 0, code: { scheme: 'SCT', value: '786838002', meaning: 'Pulmonary nodule' } }],

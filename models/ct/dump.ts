@@ -29,7 +29,7 @@ import { dist, loadLidcCase, type LidcCase, type LidcMark } from './lidc.ts';
 import { rng, type Rng } from './rng.ts';
 
 // patch.ts is being written beside the pipeline (src/detectors/ct); loaded by path until it is committed.
-type ExtractPatches = (volume: Volume, centres: Vec3[]) => Float32Array;
+type ExtractPatches = (volume: Volume, centres: Vec3[], channels?: number) => Float32Array;
 const PATCH_MODULE = '../../src/detectors/ct/patch.ts';
 export const loadExtractPatches = async (): Promise<ExtractPatches> => ((await import(PATCH_MODULE)) as { extractPatches: ExtractPatches }).extractPatches;
 
@@ -119,6 +119,7 @@ export async function dumpCase(
   jitter: number,
   mix: Pick<InsertOptions, 'typeMix' | 'placementMix' | 'largeShare'> = TRAIN_MIX,
   extraNegatives = 0,
+  channels = 1,
 ): Promise<{ patches: Float32Array; meta: PatchMeta[]; candidateRecall: number }> {
   const zones = realNoduleZones(c.marks);
   const base = lungMask(c.volume);
@@ -161,7 +162,7 @@ export async function dumpCase(
       meta.push({ label: 1, kind: 'jitter', noduleId: n.id, type: n.type, placement: n.placement, diameterMm: n.diameterMm, patient: p });
     }
   }
-  const patches = (await loadExtractPatches())(vol, centres);
+  const patches = (await loadExtractPatches())(vol, centres, channels);
   return { patches, meta, candidateRecall: nodules.length ? found.size / nodules.length : NaN };
 }
 

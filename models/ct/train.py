@@ -44,19 +44,23 @@ P = 32
 SEED = 20261124
 
 
-def load(cases, seeds=None):
-    xs, ys, metas = [], [], []
-    for js in sorted(glob.glob(os.path.join(TRAIN_DIR, '*.json'))):
+def load(cases, seeds=None, data=TRAIN_DIR):
+    """Patches of the given cases: x [N, C, 32, 32, 32] (C scales per candidate, patch.ts), labels, per-patch meta."""
+    xs, ys, metas, channels = [], [], [], set()
+    for js in sorted(glob.glob(os.path.join(data, '*.json'))):
         info = json.load(open(js))
         if info['case'] not in cases or (seeds is not None and info['seed'] not in seeds):
             continue
-        x = np.fromfile(js[:-5] + '.bin', dtype=np.float32).reshape(-1, 1, P, P, P)
+        channels.add(info.get('channels', 1))
+        x = np.fromfile(js[:-5] + '.bin', dtype=np.float32).reshape(-1, info.get('channels', 1), P, P, P)
         assert x.shape[0] == len(info['meta']), js
         xs.append(x)
         ys.append(np.array([m['label'] for m in info['meta']], dtype=np.float32))
         metas += [dict(m, case=info['case'], seed=info['seed']) for m in info['meta']]
     if not xs:
-        sys.exit(f'no training patches for {cases} in {TRAIN_DIR}: run npx tsx models/ct/dump.ts first')
+        sys.exit(f'no training patches for {cases} in {data}: run npx tsx models/ct/crossval.ts --stage dump first')
+    if len(channels) != 1:
+        sys.exit(f'{data} mixes patches of {sorted(channels)} channels: dump them again with one --channels')
     return np.concatenate(xs), np.concatenate(ys), metas
 
 
@@ -68,9 +72,9 @@ CHANNELS = (16, 32, 64, 64)
 
 
 class NoduleNet(nn.Module):
-    def __init__(self, ch=CHANNELS):
+    def __init__(self, ch=CHANNELS, in_channels=1):
         super().__init__()
-        self.features = nn.Sequential(block(1, ch[0]), nn.MaxPool3d(2), block(ch[0], ch[1]), nn.MaxPool3d(2),
+        self.features = nn.Sequential(block(in_channels, ch[0]), nn.MaxPool3d(2), block(ch[0], ch[1]), nn.MaxPool3d(2),
                                       block(ch[1], ch[2]), nn.MaxPool3d(2), block(ch[2], ch[3]), nn.AdaptiveAvgPool3d(1),
                                       nn.Flatten())
         self.drop = nn.Dropout(0.3)
@@ -174,9 +178,12 @@ def augment(x, gen, resample=0.75, blur=False):
         if not res[i] and dims:
             out[i] = torch.flip(x[i], dims=dims)
     if res.any():
-        theta = torch.cat([a[res], t[res][:, :, None]], dim=2)
-        grid = F.affine_grid(theta, x[res].shape, align_corners=False)
-        out[res] = F.grid_sample(x[res], grid, mode='bilinear', padding_mode='border', align_corners=False)
+        # channel c samples every 2^c mm (patch.ts): one shift in mm is 2^-c as many grid units there
+        for c in range(x.shape[1]):
+            theta = torch.cat([a[res], t[res][:, :, None] / 2 ** c], dim=2)
+            xc = x[res][:, c:c + 1]
+            grid = F.affine_grid(theta, xc.shape, align_corners=False)
+            out[res, c:c + 1] = F.grid_sample(xc, grid, mode='bilinear', padding_mode='border', align_corners=False)
     x = out
     if blur:
         x = resolution_blur(x, gen)
@@ -204,6 +211,7 @@ def main():
     ap.add_argument('--epochs', type=int, default=10)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--data', default=TRAIN_DIR, help='folder of the dumped patches (crossval.ts --train-dir)')
     ap.add_argument('--resolution-blur', action='store_true',
                     help='add resolution_blur to the augmentation (tried as a 1.4.0 recipe, not shipped: models/ct/CARD.md)')
     ap.add_argument('--monitor-seed', type=int, default=None,
@@ -213,14 +221,17 @@ def main():
     np.random.seed(SEED)
     torch.set_num_threads(args.threads)
     cases = args.train.split(',')
-    x, y, metas = load(cases)
+    x, y, metas = load(cases, data=args.data)
+    in_channels = x.shape[1]
+    if args.resolution_blur and in_channels != 1:
+        sys.exit('--resolution-blur is written for one-channel patches')
     n_pos = int(y.sum())
     print(f'{len(y)} patches from {cases}: {n_pos} positive, {len(y) - n_pos} negative', flush=True)
     # An optional monitoring split (a whole seed of the training cases; never reported as held-out).
     mon = np.array([m['seed'] == args.monitor_seed for m in metas])
     xt, yt = torch.from_numpy(x[~mon]), torch.from_numpy(y[~mon])
     xm, ym = torch.from_numpy(x[mon]), y[mon]
-    net = NoduleNet()
+    net = NoduleNet(in_channels=in_channels)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * ((len(yt) + args.batch - 1) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
@@ -253,12 +264,12 @@ def main():
     net.eval()
     exp = Exported(net).eval()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    dummy = torch.zeros(2, 1, P, P, P)
+    dummy = torch.zeros(2, in_channels, P, P, P)
     torch.onnx.export(exp, dummy, args.out, input_names=['patches'], output_names=['probability'],
                       dynamic_axes={'patches': {0: 'batch'}, 'probability': {0: 'batch'}}, opset_version=13,
                       do_constant_folding=True)
     info = {'train': cases, 'patches': int(len(y)), 'positives': n_pos, 'monitorSeed': args.monitor_seed,
-            'epochs': args.epochs, 'history': history, 'parameters': sum(p.numel() for p in net.parameters()), 'channels': list(CHANNELS),
+            'epochs': args.epochs, 'history': history, 'parameters': sum(p.numel() for p in net.parameters()), 'channels': list(CHANNELS), 'inChannels': in_channels,
             'trainSeconds': round(time.time() - t0, 1), 'torch': torch.__version__, 'resolutionBlur': args.resolution_blur}
     json.dump(info, open(args.out[:-5] + '.train.json', 'w'), indent=1)
     print(f'wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB) in {time.time() - t0:.0f} s', flush=True)

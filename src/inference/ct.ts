@@ -44,16 +44,22 @@ export function factsOf(seriesInstanceUID: string, instances: DicomInstance[], p
 }
 
 /**
- * The patch classifier over an open session: one forward pass per batch the pipeline hands over, [n, 1, 32, 32, 32]
- * (NCDHW, manifest input.layout), the first label's score per patch, sigmoid applied when the output is logits.
+ * The patch classifier over an open session: one forward pass per batch the pipeline hands over,
+ * [n, channels, 32, 32, 32] (NCDHW, manifest input.layout; channels = the manifest's input.shape[1], one scale per
+ * channel, patch.ts), the first label's score per patch, sigmoid applied when the output is logits.
  */
 export function sessionClassifier(ortModule: typeof ort, session: ort.InferenceSession, spec: CtRequest['spec']): PatchClassifier {
   const scoreOut = spec.outputs.find((o) => o.kind === 'probabilities' || o.kind === 'logits');
   if (!scoreOut) throw new RadnodeError('RN_MODEL_INVALID', 'the CT model manifest declares no probabilities or logits output');
-  return async (patches, n) => {
+  const declared = spec.input.shape[1];
+  if (typeof declared === 'number' && !(declared >= 1 && declared <= 3))
+    throw new RadnodeError('RN_MODEL_INVALID', `the CT model manifest declares ${declared} input channels; patch.ts cuts 1 to 3 scales per candidate`);
+  const channels = typeof declared === 'number' ? declared : 1;
+  const classify = async (patches: Float32Array, n: number): Promise<Float32Array> => {
     if (n === 0) return new Float32Array(0);
-    const data = patches.length === n * PATCH_VOXELS ? patches : patches.subarray(0, n * PATCH_VOXELS);
-    const out = await session.run({ [spec.input.name]: new ortModule.Tensor('float32', data, [n, 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE]) });
+    const floats = n * channels * PATCH_VOXELS;
+    const data = patches.length === floats ? patches : patches.subarray(0, floats);
+    const out = await session.run({ [spec.input.name]: new ortModule.Tensor('float32', data, [n, channels, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE]) });
     const raw = out[scoreOut.name].data as Float32Array;
     const stride = raw.length / n;
     if (!Number.isInteger(stride) || stride < 1) throw new RadnodeError('RN_MODEL_INVALID', `output ${scoreOut.name} has ${raw.length} values for ${n} patches`);
@@ -61,6 +67,7 @@ export function sessionClassifier(ortModule: typeof ort, session: ort.InferenceS
     for (let i = 0; i < n; i++) probs[i] = scoreOut.kind === 'logits' ? sigmoid(raw[i * stride]) : raw[i * stride];
     return probs;
   };
+  return Object.assign(classify, { channels });
 }
 
 export async function runCt(req: CtRequest, classify: PatchClassifier): Promise<CtReply> {

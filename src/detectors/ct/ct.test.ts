@@ -79,6 +79,29 @@ describe('CT patch classifier over an ONNX session', () => {
     expect(probs[2]).toBeGreaterThan(probs[0]);
     await session.release();
   });
+
+  it('feeds [n,C,32,32,32] to a model whose manifest declares C scales, and refuses a channel count patch.ts cannot cut', async () => {
+    const bytes = tinyCtModel(8, -1, 2);
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'] });
+    const manifest = tinyCtManifest(bytes);
+    const input = { ...manifest.input, shape: ['batch', 2, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE] };
+    const classify = sessionClassifier(ort, session, { input, outputs: manifest.outputs });
+    expect(classify.channels).toBe(2);
+    // two candidates, each a fine cube (bright 4³ centre) then a context cube (all dark), and a spare candidate
+    const stride = 2 * PATCH_VOXELS;
+    const patches = new Float32Array(3 * stride);
+    for (let p = 0; p < 2; p++)
+      for (let z = 14; z < 18; z++) for (let y = 14; y < 18; y++) for (let x = 14; x < 18; x++) patches[p * stride + (z * PATCH_SIZE + y) * PATCH_SIZE + x] = 1;
+    const probs = await classify(patches, 2);
+    expect(probs.length).toBe(2);
+    // the graph averages over channels: half the single-channel contrast
+    const contrast = (64 / 216 - 64 / PATCH_VOXELS) / 2;
+    expect(probs[0]).toBeCloseTo(1 / (1 + Math.exp(-(8 * contrast - 1))), 5);
+    expect(probs[1]).toBeCloseTo(probs[0], 6);
+    for (const bad of [0, 4])
+      expect(() => sessionClassifier(ort, session, { input: { ...input, shape: ['batch', bad, 32, 32, 32] }, outputs: manifest.outputs })).toThrow(/input channels/);
+    await session.release();
+  });
 });
 
 /**

@@ -45,6 +45,28 @@ describe('extractPatch', () => {
     expect(mean * (HU_MAX - HU_MIN) + HU_MIN).toBeCloseTo(centreHu, 2);
   });
 
+  it('channel c of extractPatches samples the same ramp every 2^c mm around the same centre (the context view)', () => {
+    // integral HU at every voxel (3i + 2j + 5k), so trilinear interpolation is exact on the ramp
+    const sp: [number, number, number] = [0.5, 0.5, 1.25];
+    const v = synthetic([200, 200, 80], sp, (i, j, k) => -900 + 6 * i * sp[0] + 4 * j * sp[1] + 4 * k * sp[2]);
+    const c: Vec3 = [100.2, 99.7, 40.4];
+    const both = extractPatches(v, [c, c], 2);
+    expect(both).toHaveLength(2 * 2 * PATCH_VOXELS);
+    const fine = both.subarray(0, PATCH_VOXELS);
+    const context = both.subarray(PATCH_VOXELS, 2 * PATCH_VOXELS);
+    // channel 0 is the plain patch, byte for byte (a one-channel model sees what it always saw)
+    expect(Buffer.from(fine.slice().buffer).equals(Buffer.from(extractPatch(v, c).buffer))).toBe(true);
+    const at = (step: number, a: number, b: number, cc: number): number => {
+      const hu = -900 + 6 * (c[0] * sp[0] + (a - 15.5) * step) + 4 * (c[1] * sp[1] + (b - 15.5) * step) + 4 * (c[2] * sp[2] + (cc - 15.5) * step);
+      return (Math.min(HU_MAX, Math.max(HU_MIN, hu)) - HU_MIN) / (HU_MAX - HU_MIN);
+    };
+    for (const [a, b, cc] of [[0, 0, 0], [31, 31, 31], [15, 16, 17], [3, 28, 9]]) expect(context[idx(a, b, cc)]).toBeCloseTo(at(2, a, b, cc), 5);
+    // both channels share the centre: the mean of samples 15 and 16 is the centre's value in each
+    expect((context[idx(15, 15, 15)] + context[idx(16, 16, 16)]) / 2).toBeCloseTo((fine[idx(15, 15, 15)] + fine[idx(16, 16, 16)]) / 2, 5);
+    // the second candidate's two channels follow the first's
+    expect(Buffer.from(both.slice(2 * PATCH_VOXELS).buffer).equals(Buffer.from(both.slice(0, 2 * PATCH_VOXELS).buffer))).toBe(true);
+  });
+
   it('outside the volume is air (0); HU are clipped to [−1000, 400] and scaled to [0, 1]', () => {
     const v = synthetic([20, 20, 10], [1, 1, 1], (i) => (i < 10 ? 2000 : -400));
     const p = extractPatch(v, [0, 0, 0]);

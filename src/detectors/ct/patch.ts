@@ -24,12 +24,15 @@ import { PATCH_SIZE, PATCH_SPACING_MM, PATCH_VOXELS } from './types.ts';
 export const HU_MIN = -1000;
 export const HU_MAX = 400;
 
-/** Writes one patch into out[offset .. offset + PATCH_VOXELS) (a fresh array when out is not given). */
-export function extractPatch(volume: Volume, centreVoxel: Vec3, out?: Float32Array, offset = 0): Float32Array {
+/**
+ * Writes one patch into out[offset .. offset + PATCH_VOXELS) (a fresh array when out is not given). `spacingMm`
+ * other than PATCH_SPACING_MM gives a context view: the same 32³ grid and centre, a wider field.
+ */
+export function extractPatch(volume: Volume, centreVoxel: Vec3, out?: Float32Array, offset = 0, spacingMm = PATCH_SPACING_MM): Float32Array {
   const dst = out ?? new Float32Array(PATCH_VOXELS);
   const [C, R, S] = volume.dims;
   const v = volume.voxels;
-  const steps = [PATCH_SPACING_MM / volume.pixelSpacingMm[1], PATCH_SPACING_MM / volume.pixelSpacingMm[0], PATCH_SPACING_MM / (volume.sliceSpacingMm || 1)];
+  const steps = [spacingMm / volume.pixelSpacingMm[1], spacingMm / volume.pixelSpacingMm[0], spacingMm / (volume.sliceSpacingMm || 1)];
   const half = (PATCH_SIZE - 1) / 2;
   // per axis: the lower neighbour's index and the weight of the upper one, for each of the 32 samples
   const lo = [new Int32Array(PATCH_SIZE), new Int32Array(PATCH_SIZE), new Int32Array(PATCH_SIZE)];
@@ -80,9 +83,15 @@ export function extractPatch(volume: Volume, centreVoxel: Vec3, out?: Float32Arr
   return dst;
 }
 
-/** n patches laid end to end (n × PATCH_VOXELS floats), in the order of the centres (voxel coordinates). */
-export function extractPatches(volume: Volume, centres: Vec3[]): Float32Array {
-  const out = new Float32Array(centres.length * PATCH_VOXELS);
-  centres.forEach((c, n) => extractPatch(volume, c, out, n * PATCH_VOXELS));
+/**
+ * n patches laid end to end, in the order of the centres (voxel coordinates), each `channels` cubes deep: channel c
+ * samples every PATCH_SPACING_MM · 2^c (1 mm, then 2 mm: a 64 mm field that shows where a vessel or a fissure leads),
+ * the layout [N, C, D, H, W] of an NCDHW tensor. With one channel (model 1.3.0 and before) this is the plain patch.
+ */
+export function extractPatches(volume: Volume, centres: Vec3[], channels = 1): Float32Array {
+  const out = new Float32Array(centres.length * channels * PATCH_VOXELS);
+  centres.forEach((c, n) => {
+    for (let ch = 0; ch < channels; ch++) extractPatch(volume, c, out, (n * channels + ch) * PATCH_VOXELS, PATCH_SPACING_MM * 2 ** ch);
+  });
   return out;
 }

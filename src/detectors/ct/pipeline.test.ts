@@ -9,18 +9,20 @@ import { PATCH_SIZE, PATCH_VOXELS, type PatchClassifier } from './types.ts';
  * A deterministic stand-in for the ONNX model: the mean of the patch's central 4×4×4 samples, i.e. how dense the
  * candidate's centre is (soft tissue ≈ 0.7, lung ≈ 0.1). It records the batch sizes it was called with.
  */
-function brightness(calls: number[]): PatchClassifier {
-  return async (patches, n) => {
+function brightness(calls: number[], channels?: number): PatchClassifier {
+  const classify = async (patches: Float32Array, n: number): Promise<Float32Array> => {
     calls.push(n);
-    expect(patches.length).toBe(n * PATCH_VOXELS);
+    const stride = (channels ?? 1) * PATCH_VOXELS;
+    expect(patches.length).toBe(n * stride);
     const out = new Float32Array(n);
     for (let q = 0; q < n; q++) {
       let s = 0;
-      for (let c = 14; c < 18; c++) for (let b = 14; b < 18; b++) for (let a = 14; a < 18; a++) s += patches[q * PATCH_VOXELS + (c * PATCH_SIZE + b) * PATCH_SIZE + a];
+      for (let c = 14; c < 18; c++) for (let b = 14; b < 18; b++) for (let a = 14; a < 18; a++) s += patches[q * stride + (c * PATCH_SIZE + b) * PATCH_SIZE + a];
       out[q] = s / 64;
     }
     return out;
   };
+  return channels === undefined ? classify : Object.assign(classify, { channels });
 }
 
 describe('detectNodules', () => {
@@ -61,6 +63,14 @@ describe('detectNodules', () => {
       for (let j = 0; j < i; j++) expect(dist(n.centrePatient, r.nodules[j].centrePatient)).toBeGreaterThanOrEqual(Math.max(n.meanDiameterMm, r.nodules[j].meanDiameterMm) / 2);
     }
     console.log(`0001: ${r.candidateCount} candidates → ${r.nodules.length} nodules; LUNA16 nodule p = ${hit!.probability.toFixed(2)}, ${hit!.meanDiameterMm} mm`);
+  });
+
+  it('a classifier that reads two scales gets both per candidate, channel 0 unchanged: the same nodules come out', async () => {
+    const one = await detectNodules(v1, brightness([]), { minProbability: 0.5 });
+    const calls: number[] = [];
+    const two = await detectNodules(v1, brightness(calls, 2), { minProbability: 0.5 }); // brightness checks n × 2 × 32³ floats
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(two.candidateCount);
+    expect(two.nodules.map((n) => [n.centrePatient, n.probability, n.meanDiameterMm])).toEqual(one.nodules.map((n) => [n.centrePatient, n.probability, n.meanDiameterMm]));
   });
 
   it('LIDC-IDRI-0002 (261 slices): mask + candidates + patches + measurement run through and find something', async () => {

@@ -110,6 +110,7 @@ export async function detectNodules(volume: Volume, classify: PatchClassifier, o
     const patches = extractPatches(
       volume,
       batch.map((c) => c.voxel),
+      classify.channels ?? 1,
     );
     timingsMs.patches += now() - t;
     t = now();

@@ -10,11 +10,11 @@ import type { ModelManifest } from '../../inference/manifest.ts';
 import { onnxModel } from '../../inference/test-support/onnx-writer.ts';
 import { PATCH_SIZE } from './types.ts';
 
-export function tinyCtModel(gain = 8, bias = -1): Uint8Array {
+export function tinyCtModel(gain = 8, bias = -1, channels = 1): Uint8Array {
   const c0 = PATCH_SIZE / 2 - 3;
   const c1 = PATCH_SIZE / 2 + 3;
   return onnxModel({
-    inputs: [{ name: 'patches', shape: ['batch', 1, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE] }],
+    inputs: [{ name: 'patches', shape: ['batch', channels, PATCH_SIZE, PATCH_SIZE, PATCH_SIZE] }],
     outputs: [{ name: 'probability', shape: ['batch', 1] }],
     initializers: [
       { name: 'starts', dims: [3], int64: [c0, c0, c0] },

@@ -70,8 +70,15 @@ export type Nodule = NoduleMeasurement & {
   fleischner: FleischnerBand;
 };
 
-/** Classifies n patches laid end to end (n × PATCH_VOXELS floats); returns one probability per patch. */
-export type PatchClassifier = (patches: Float32Array, n: number) => Promise<Float32Array>;
+/**
+ * Classifies n patches laid end to end (n × channels × PATCH_VOXELS floats); returns one probability per patch.
+ * `channels` (1 when absent) is how many scales the model reads per candidate: channel c is the same 32³ grid at
+ * PATCH_SPACING_MM · 2^c (patch.ts extractPatches), so channel 1 shows 64 mm of context around the 32 mm cube.
+ */
+export type PatchClassifier = {
+  (patches: Float32Array, n: number): Promise<Float32Array>;
+  readonly channels?: number;
+};
 
 /** The FP-reduction model's input: a cube of PATCH_SIZE³ voxels at PATCH_SPACING_MM, HU clipped and scaled (patch.ts). */
 export const PATCH_SIZE = 32;
