@@ -269,6 +269,8 @@ async function realCheck(name: string, modelPath: string, cases: LidcCase[]): Pr
 /** Fixed patch centres for golden.json: the real nodule of each case and the two strongest other candidates. */
 async function golden(modelPath: string, manifest: ModelManifest, cases: LidcCase[]): Promise<unknown> {
   const extract = await loadExtractPatches();
+  const channels = channelsOf(modelPath);
+  const stride = channels * 32768;
   const session = await ort.InferenceSession.create(modelPath);
   const items: unknown[] = [];
   for (const c of cases) {
@@ -281,11 +283,11 @@ async function golden(modelPath: string, manifest: ModelManifest, cases: LidcCas
     ];
     // golden.json keeps 3 decimals of each centre: cut the patches at exactly those.
     for (const x of centres) x.voxel = x.voxel.map((v) => Number(v.toFixed(3))) as Vec3;
-    const patches = extract(c.volume, centres.map((x) => x.voxel));
-    const out = await session.run({ patches: new ort.Tensor('float32', patches, [centres.length, 1, 32, 32, 32]) });
+    const patches = extract(c.volume, centres.map((x) => x.voxel), channels);
+    const out = await session.run({ patches: new ort.Tensor('float32', patches, [centres.length, channels, 32, 32, 32]) });
     const probs = out.probability.data as Float32Array;
     centres.forEach((x, i) => {
-      const p = patches.subarray(i * 32768, (i + 1) * 32768);
+      const p = patches.subarray(i * stride, (i + 1) * stride); // every channel; centre8 lies in channel 0
       let sum = 0;
       let absSum = 0;
       for (const v of p) {
@@ -486,8 +488,9 @@ by hand. \`model.onnx\`: ${(bytes / 1e6).toFixed(2)} MB, opset 13, dynamic batch
 
 ## What it does
 Classifies candidate patches of the radnode CT nodule pipeline (\`src/detectors/ct\`: lung mask → multi-scale
-LoG/Hessian candidates → this model → measurement). Input \`patches\` [N,1,32,32,32] float32: a 32 mm cube around the
-candidate resampled to 1 mm voxels by \`src/detectors/ct/patch.ts\` (window ${JSON.stringify(manifest.preprocess.window)},
+LoG/Hessian candidates → this model → measurement). Input \`patches\` [N,${manifest.input.shape[1]},32,32,32] float32: ${
+  manifest.input.shape[1] === 1 ? 'a 32 mm cube around the\ncandidate resampled to 1 mm voxels' : 'per candidate a 32 mm cube resampled to 1 mm voxels and, as a second channel, the same\n32³ grid at 2 mm (a 64 mm cube: where a vessel, bronchus or fissure leads beyond the small cube), both'
+} by \`src/detectors/ct/patch.ts\` (window ${JSON.stringify(manifest.preprocess.window)},
 normalise ${JSON.stringify(manifest.preprocess.normalise)}); output \`probability\` [N,1], sigmoid inside the graph.
 A compact 3D CNN: four 3×3×3 conv + batch-norm + ReLU blocks (${m.shippedTraining.channels.join(', ')} channels, max-pool between),
 global average pool, dropout, one linear unit; ${m.shippedTraining.parameters} parameters.
