@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -419,6 +420,7 @@ def export_all(final_net, X, meta, mean, std, ops, quick, out=HERE, partner=None
 
 
 def main():
+    global SIZE, CELLS
     ap = argparse.ArgumentParser()
     ap.add_argument('--epochs', type=int, default=80)  # 1.1.0; 1.0.0 was 40
     ap.add_argument('--quick', action='store_true')
@@ -427,10 +429,15 @@ def main():
     ap.add_argument('--out', help='where model.onnx, manifest.json, golden.json, metrics.json go '
                     '(default: next to this script; with --bilateral: /tmp/mammo/bilateral)')
     ap.add_argument('--version', default='1.1.0')
+    ap.add_argument('--size', type=int, default=SIZE,
+                    help='model input side in pixels (a multiple of 16; the cell map is size/16 square). 1.1.0: 256')
     ap.add_argument('--seed-offset', type=int, default=0,
                     help='added to the training seeds (initialisation, batches, augmentation), never to the fold split: '
                          'ensemble members trained on the same folds (tried 2026-11-25, see CARD.md)')
     args = ap.parse_args()
+    if args.size % 16 or not 128 <= args.size <= 1024:
+        sys.exit(f'--size {args.size}: expected a multiple of 16 in 128..1024')
+    SIZE, CELLS = args.size, args.size // 16
     out = args.out or ('/tmp/mammo/bilateral' if args.bilateral else HERE)
     scratch = '/tmp/mammo' if out == HERE else out
     os.makedirs(out, exist_ok=True)
