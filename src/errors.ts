@@ -35,6 +35,7 @@ export const ERROR_TABLE = {
   RN_DETECTOR_INVALID: { httpStatus: 500, retryable: false, exitCode: 2, description: 'A detector module does not export a valid detector' },
   RN_MODEL_INVALID: { httpStatus: 500, retryable: false, exitCode: 1, description: 'A model is refused at start-up: its manifest is invalid, its file is missing or corrupt, its sha256 differs, or its ONNX graph does not fit the manifest' },
   RN_INPUT_MISSING: { httpStatus: 500, retryable: false, exitCode: 1, description: 'An input instance file is missing from the store' },
+  RN_OUTPUT_PURGED: { httpStatus: 409, retryable: false, exitCode: 1, description: "A result object's file was deleted by retention after its job was delivered (data.purgeAfterHours); the PACS holds the object" },
   RN_INPUT_PURGED: { httpStatus: 409, retryable: false, exitCode: 1, description: "An input instance's file was purged after its study was delivered (data.purgeAfterHours): re-send the study and the job runs again" },
   RN_RESULT_INVALID: { httpStatus: 500, retryable: false, exitCode: 1, description: 'A result object failed validation' },
   // delivery

@@ -55,8 +55,8 @@ function listFiles(dir: string): string[] {
 /**
  * After a crash: temp files are dropped (never acknowledged), and instance files that were renamed into place but
  * not yet recorded (a kill between fsync and the insert) are recorded now; they were durable, and Orthanc does not
- * retry a failed push, so dropping them would lose a study until the reconciliation poll. Files of instances that
- * retention marked purged are deleted (a crash came between the mark and the delete).
+ * retry a failed push, so dropping them would lose a study until the reconciliation poll. Files of instances and
+ * result objects that retention marked purged are deleted (a crash came between the mark and the delete).
  */
 async function recover(config: RadnodeConfig, store: SqliteStore, log: Logger): Promise<void> {
   rmSync(join(config.data.dir, 'tmp'), { recursive: true, force: true });
@@ -78,6 +78,7 @@ async function recover(config: RadnodeConfig, store: SqliteStore, log: Logger): 
     }
   }
   if (recovered) log.info('recovered instances written before a crash', { recovered });
+  for (const path of await store.purgedOutputPaths()) rmSync(path, { force: true });
 }
 
 /** The poll sink: pollers hand over bytes; they go through the same durable ingest as STOW. */

@@ -83,7 +83,8 @@ export type RadnodeConfig = {
     minFreeMb: number;
     /**
      * Instance files of a study are deleted this many hours after its last job settled (delivered, superseded or
-     * cancelled; DESIGN §3); 0 keeps them for ever. The rows stay, so a re-sent copy is recognised and restored.
+     * cancelled; DESIGN §3), with the result files of its delivered jobs (not in shadow mode); 0 keeps them for
+     * ever. The rows stay, so a re-sent copy is recognised and restored.
      */
     purgeAfterHours: number;
   };

@@ -202,6 +202,14 @@ ALTER TABLE series ADD COLUMN photometric TEXT;
 ALTER TABLE series ADD COLUMN samples_per_pixel INTEGER;
 `,
   },
+  {
+    // Retention of result objects: a delivered (or superseded) job's files go with its study's instance files. The
+    // rows stay, so radnode still knows its own SOP Instance UIDs when the PACS sends them back, and what was sent.
+    version: 4,
+    sql: `
+ALTER TABLE outputs ADD COLUMN purged_at INTEGER;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

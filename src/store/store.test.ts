@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { backoffMs } from '../workflow/engine.ts';
 import { SCHEMA_VERSION } from './migrations.ts';
 import { SqliteStore } from './store.ts';
-import type { InstanceRecord } from './types.ts';
+import type { InstanceRecord, OutputRow } from './types.ts';
 
 const inst = (sop: string, series = 'S1', study = 'ST1', extra: Partial<InstanceRecord> = {}): InstanceRecord => ({
   sopInstanceUID: sop, sopClassUID: '1.2.840.10008.5.1.4.1.1.1', seriesInstanceUID: series, studyInstanceUID: study,
@@ -156,13 +156,47 @@ describe('SqliteStore retention (DESIGN §3)', () => {
 
     const cutoff = 2 * HOUR;
     expect((await s.purgeableStudies(cutoff)).sort()).toEqual(['NOJOB', 'OLD']);
-    expect(await s.markStudyPurged('OLD', cutoff, 3 * HOUR)).toEqual([{ path: '/x/OLD-1.dcm', size: 10 }]);
+    expect(await s.markStudyPurged('OLD', cutoff, 3 * HOUR)).toEqual({ instances: [{ path: '/x/OLD-1.dcm', size: 10 }], outputs: [] });
     expect((await s.getInstance('OLD-1'))!.purged_at).toBe(3 * HOUR);
     expect(await s.purgeableStudies(cutoff)).toEqual(['NOJOB']);
     // Checked again inside the transaction: a study re-opened since the query is left alone.
     await s.recordInstance(inst('N-2', 'N-S', 'NOJOB'), 3 * HOUR);
-    expect(await s.markStudyPurged('NOJOB', cutoff, 3 * HOUR)).toEqual([]);
+    expect(await s.markStudyPurged('NOJOB', cutoff, 3 * HOUR)).toEqual({ instances: [], outputs: [] });
     expect((await s.getInstance('N-1'))!.purged_at).toBeNull();
+  });
+
+  it('with outputs, marks the result files of delivered jobs purged too (a superseded one\'s too), never a cancelled job\'s', async () => {
+    const s = SqliteStore.open(':memory:');
+    const output = (job: number, sop: string): OutputRow => ({
+      sop_instance_uid: sop, job_id: job, kind: 'sr', study_uid: 'OLD', series_uid: 'SR', sop_class_uid: '1.2.840.10008.5.1.4.1.1.88.33', instance_number: 1, path: `/o/${sop}.dcm`, sha256: 'x', fingerprint: 'f',
+    });
+    const runAndDeliver = async (job: number, sop: string) => {
+      await s.claimJob('run', 'w', 10_000, { now: 0 });
+      await s.finishRun(job, 'w', [output(job, sop)], { json: '{}', studyScore: 0, priority: 'negative' }, 0);
+      await s.claimJob('deliver', 'w', 10_000, { now: 0 });
+      await s.markDelivered(job, 'w', {}, 0);
+    };
+    await s.recordInstance(inst('OLD-1', 'OLD-S', 'OLD'), 0);
+    await s.completeStudy('OLD', 'quiet', 0);
+    const first = (await s.upsertJob('OLD', 'd', 'k1', inputs(['OLD-1']), 0)).job;
+    await runAndDeliver(first.id, 'A');
+    const second = (await s.upsertJob('OLD', 'd', 'k2', inputs(['OLD-1']), 0)).job; // the first's successor
+    await runAndDeliver(second.id, 'B');
+    const cancelled = (await s.upsertJob('OLD', 'e', 'k1', inputs(['OLD-1']), 0)).job;
+    await s.claimJob('run', 'w', 10_000, { now: 0 });
+    await s.finishRun(cancelled.id, 'w', [output(cancelled.id, 'C')], { json: '{}', studyScore: 0, priority: 'negative' }, 0);
+    await s.cancelJob(cancelled.id, 'op', 0);
+    expect(await s.getJob(first.id)).toMatchObject({ state: 'delivered', superseded_by: second.id });
+
+    const marked = await s.markStudyPurged('OLD', HOUR, 2 * HOUR, { outputs: true });
+    expect(marked.instances).toEqual([{ path: '/x/OLD-1.dcm', size: 10 }]);
+    expect(marked.outputs.sort()).toEqual(['/o/A.dcm', '/o/B.dcm']);
+    expect((await s.listOutputs(second.id))[0].purged_at).toBe(2 * HOUR);
+    expect((await s.listOutputs(cancelled.id))[0].purged_at).toBeNull();
+    expect((await s.purgedOutputPaths()).sort()).toEqual(['/o/A.dcm', '/o/B.dcm']);
+    expect(JSON.parse((await s.listAudit('study', 'OLD')).find((a) => a.action === 'study.purged')!.detail_json!)).toEqual({ instances: 1, bytes: 10, outputs: 2 });
+    // the cancelled job's files are still there for an operator retry, which resumes from them
+    expect((await s.retryJob(cancelled.id, 'op')).state).toBe('written');
   });
 
   it('a restored instance is live again and re-opens its study', async () => {

@@ -116,15 +116,31 @@ export class SqliteStore {
    * still purgeable; returns the files for the caller to delete. Marking first means a crash leaves at worst a file
    * nobody needs, never a live row without its file.
    */
-  async markStudyPurged(studyUID: string, cutoff: number, now = Date.now()): Promise<{ path: string; size: number }[]> {
+  /**
+   * Marks a purgeable study's instance files purged and, with `outputs`, the result files of its delivered and
+   * superseded jobs too (never a cancelled job's: an operator retry resumes from them). Returns the files to delete.
+   */
+  async markStudyPurged(studyUID: string, cutoff: number, now = Date.now(), opts: { outputs?: boolean } = {}): Promise<{ instances: { path: string; size: number }[]; outputs: string[] }> {
     return this.db.transaction(() => {
-      if (this.db.prepare(`SELECT 1 FROM studies s WHERE s.study_uid = @study AND ${PURGEABLE}`).get({ study: studyUID, cutoff }) === undefined) return [];
-      const files = this.db.prepare('SELECT path, size FROM instances WHERE study_uid = ? AND purged_at IS NULL').all(studyUID) as { path: string; size: number }[];
-      if (!files.length) return [];
+      const none = { instances: [], outputs: [] };
+      if (this.db.prepare(`SELECT 1 FROM studies s WHERE s.study_uid = @study AND ${PURGEABLE}`).get({ study: studyUID, cutoff }) === undefined) return none;
+      const instances = this.db.prepare('SELECT path, size FROM instances WHERE study_uid = ? AND purged_at IS NULL').all(studyUID) as { path: string; size: number }[];
+      if (!instances.length) return none;
       this.db.prepare('UPDATE instances SET purged_at = ? WHERE study_uid = ? AND purged_at IS NULL').run(now, studyUID);
-      this.auditSync('retention', 'study.purged', 'study', studyUID, { instances: files.length, bytes: files.reduce((a, f) => a + f.size, 0) }, now);
-      return files;
+      let outputs: string[] = [];
+      if (opts.outputs) {
+        const settled = `purged_at IS NULL AND job_id IN (SELECT id FROM jobs WHERE study_uid = ? AND state IN ('delivered', 'superseded'))`;
+        outputs = (this.db.prepare(`SELECT path FROM outputs WHERE ${settled}`).all(studyUID) as { path: string }[]).map((o) => o.path);
+        this.db.prepare(`UPDATE outputs SET purged_at = ? WHERE ${settled}`).run(now, studyUID);
+      }
+      this.auditSync('retention', 'study.purged', 'study', studyUID, { instances: instances.length, bytes: instances.reduce((a, f) => a + f.size, 0), outputs: outputs.length }, now);
+      return { instances, outputs };
     })();
+  }
+
+  /** Result files retention marked purged: a crash between the mark and the delete leaves them for the next start. */
+  async purgedOutputPaths(): Promise<string[]> {
+    return (this.db.prepare('SELECT path FROM outputs WHERE purged_at IS NOT NULL').all() as { path: string }[]).map((r) => r.path);
   }
 
   /**

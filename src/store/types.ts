@@ -108,6 +108,8 @@ export type OutputRow = {
   fingerprint: string;
   delivered_at?: number | null;
   retracted_at?: number | null;
+  /** Set when retention deleted the file (its job was delivered or superseded; data.purgeAfterHours). */
+  purged_at?: number | null;
 };
 
 export type AuditRow = { id: number; at: number; actor: string; action: string; entity: string; entity_id: string; detail_json: string | null };

@@ -128,7 +128,7 @@ export class WorkflowEngine {
       }
       if (config.data.purgeAfterHours > 0 && Date.now() - this.lastPurgeAt >= Math.min(PURGE_EVERY_MS, config.data.purgeAfterHours * 3_600_000)) {
         this.lastPurgeAt = Date.now();
-        await purgeDueStudies(store, config.data.purgeAfterHours, log);
+        await purgeDueStudies(store, { purgeAfterHours: config.data.purgeAfterHours, purgeOutputs: config.delivery.mode !== 'shadow' }, log);
       }
     } catch (err) {
       log.error('workflow tick failed', { err: asRadnodeError(err) });
@@ -238,6 +238,9 @@ export class WorkflowEngine {
   }
 
   private async loadObjects(outputs: OutputRow[]): Promise<ResultObject[]> {
+    // Retention deletes only a delivered or superseded job's files, which nothing sends again; say so if that changes.
+    const purged = outputs.find((o) => o.purged_at);
+    if (purged) throw new RadnodeError('RN_OUTPUT_PURGED', `result object ${purged.sop_instance_uid} of job ${purged.job_id} was deleted by retention`);
     return Promise.all(
       outputs.map(async (o) => ({
         kind: o.kind as ResultObject['kind'], studyInstanceUID: o.study_uid, seriesInstanceUID: o.series_uid, sopInstanceUID: o.sop_instance_uid,

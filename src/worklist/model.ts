@@ -102,7 +102,7 @@ export function whereOf(q: WorklistQuery): { sql: string; args: (string | number
 }
 
 const ROW_COLUMNS = `w.*, s.patient_name, s.patient_id, s.accession_number, s.study_date, s.study_description,
-  EXISTS (SELECT 1 FROM outputs o WHERE o.job_id = w.key_job_id AND o.kind = 'heatmap-sc' AND o.retracted_at IS NULL) AS has_heatmap`;
+  EXISTS (SELECT 1 FROM outputs o WHERE o.job_id = w.key_job_id AND o.kind = 'heatmap-sc' AND o.retracted_at IS NULL AND o.purged_at IS NULL) AS has_heatmap`;
 
 export const LIST_SQL = (where: string) => `SELECT ${ROW_COLUMNS}
   FROM worklist w JOIN studies s ON s.study_uid = w.study_uid ${where}

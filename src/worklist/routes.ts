@@ -93,6 +93,8 @@ export function createWorklistRouter(deps: { service: WorklistService; store: Sq
     if (!row?.keyJobId) throw new RadnodeError('RN_WORKLIST_STUDY_NOT_FOUND', 'the study has no result with a heatmap');
     const sc = (await store.listOutputs(row.keyJobId)).find((o) => o.kind === 'heatmap-sc' && !o.retracted_at);
     if (!sc) throw new RadnodeError('RN_WORKLIST_STUDY_NOT_FOUND', 'the study has no result with a heatmap');
+    if (sc.purged_at && !thumbnails.has(sc.sop_instance_uid))
+      throw new RadnodeError('RN_WORKLIST_STUDY_NOT_FOUND', 'the heatmap was delivered and its local copy deleted by retention (data.purgeAfterHours): open the study in the viewer');
     let png = thumbnails.get(sc.sop_instance_uid);
     if (!png) {
       png = await heatmapThumbnailPng(sc.path);

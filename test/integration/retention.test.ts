@@ -1,7 +1,8 @@
 /**
  * DESIGN §3 retention: a delivered study's instance files are deleted `data.purgeAfterHours` after its jobs settled;
  * the rows stay, so a re-sent copy restores the file without a second result, and a job that needs purged files
- * fails RN_INPUT_PURGED until the study is re-sent, then runs. A real radnode (HTTP STOW, SQLite, folder delivery).
+ * fails RN_INPUT_PURGED until the study is re-sent, then runs. The delivered job's result files go with the study's
+ * (the outbox holds the delivered copies), their rows stay. A real radnode (HTTP STOW, SQLite, folder delivery).
  */
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,16 +41,29 @@ describe('retention: instance files purged after delivery', () => {
       const stored = (await row(first.sopInstanceUID)).path;
       expect(existsSync(stored)).toBe(true);
 
-      // Delivered, then purged: the file and its study folder go, the row and the result objects stay.
+      // Delivered, then purged: the file and its study folder go, and so do the job's result files (the outbox keeps
+      // the delivered copies); every row stays.
       const job = await waitFor('job delivered', async () => (await n.store.listJobs({ study: studyUID })).find((j) => j.state === 'delivered'), 30_000, 100);
+      const outputs = await n.store.listOutputs(job.id);
+      expect(outputs.length).toBeGreaterThanOrEqual(2);
+      for (const o of outputs) expect(existsSync(o.path)).toBe(true);
+      const outbox = readdirSync(join(dir, 'data', 'outbox'), { recursive: true }).length;
       await waitFor('study purged', async () => ((await row(first.sopInstanceUID)).purged_at !== null ? true : undefined), 30_000, 100);
       expect(existsSync(stored)).toBe(false);
       expect(readdirSync(join(dir, 'data', 'instances'))).toEqual([]);
       const purged = (await n.store.listAudit('study', studyUID)).find((a) => a.action === 'study.purged')!;
-      expect(JSON.parse(purged.detail_json!)).toMatchObject({ instances: 1 });
-      const outputs = await n.store.listOutputs(job.id);
-      expect(outputs.length).toBeGreaterThanOrEqual(2);
-      for (const o of outputs) expect(existsSync(o.path)).toBe(true);
+      expect(JSON.parse(purged.detail_json!)).toMatchObject({ instances: 1, outputs: outputs.length });
+      for (const o of await n.store.listOutputs(job.id)) {
+        expect(existsSync(o.path)).toBe(false);
+        expect(o.purged_at).not.toBeNull();
+      }
+      expect(readdirSync(join(dir, 'data', 'outputs'))).toEqual([]);
+      expect(readdirSync(join(dir, 'data', 'outbox'), { recursive: true }).length).toBe(outbox);
+      // The worklist no longer offers a thumbnail it cannot draw, and says why when asked for one.
+      const wl = (await (await fetch(`http://127.0.0.1:${n.port}/api/worklist`)).json()) as { rows: { study: string; hasHeatmap: boolean }[] };
+      expect(wl.rows.find((r) => r.study === studyUID)).toMatchObject({ hasHeatmap: false });
+      const thumb = await fetch(`http://127.0.0.1:${n.port}/api/worklist/${studyUID}/heatmap.png`);
+      expect([thumb.status, ((await thumb.json()) as { message: string }).message]).toEqual([404, expect.stringContaining('deleted by retention')]);
 
       // The same bytes re-sent: the file is back, the study is planned again, and no second job or output appears.
       expect((await stow(first.path)).status).toEqual([200]);
