@@ -105,7 +105,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/api/jobs/:id', readRole, async (req, res) => {
     const job = await store.getJob(Number(req.params.id));
     if (!job) throw new RadnodeError('RN_JOB_NOT_FOUND', `job ${req.params.id} does not exist`);
-    const outputs = (await store.listOutputs(job.id)).map((o) => ({ sopInstanceUID: o.sop_instance_uid, kind: o.kind, seriesInstanceUID: o.series_uid, deliveredAt: o.delivered_at, retractedAt: o.retracted_at }));
+    const outputs = (await store.listOutputs(job.id)).map((o) => ({ sopInstanceUID: o.sop_instance_uid, kind: o.kind, seriesInstanceUID: o.series_uid, deliveredAt: o.delivered_at, retractedAt: o.retracted_at, purgedAt: o.purged_at ?? null }));
     res.json({ ...jobView(job), result: job.result_json ? JSON.parse(job.result_json) : null, outputs, deliveries: await store.listDeliveries(job.id), audit: await store.listAudit('job', job.id) });
   });
   app.post('/api/jobs/:id/retry', operatorRole, async (req, res) => {

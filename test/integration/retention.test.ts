@@ -58,6 +58,8 @@ describe('retention: instance files purged after delivery', () => {
         expect(o.purged_at).not.toBeNull();
       }
       expect(readdirSync(join(dir, 'data', 'outputs'))).toEqual([]);
+      const view = (await (await fetch(`http://127.0.0.1:${n.port}/api/jobs/${job.id}`)).json()) as { outputs: { purgedAt: number | null }[] };
+      expect(view.outputs.map((o) => o.purgedAt !== null)).toEqual(outputs.map(() => true));
       expect(readdirSync(join(dir, 'data', 'outbox'), { recursive: true }).length).toBe(outbox);
       // The worklist no longer offers a thumbnail it cannot draw, and says why when asked for one.
       const wl = (await (await fetch(`http://127.0.0.1:${n.port}/api/worklist`)).json()) as { rows: { study: string; hasHeatmap: boolean }[] };
