@@ -112,13 +112,10 @@ export class SqliteStore {
   }
 
   /**
-   * Marks a study's held instances purged, in one transaction with its audit row, after checking again that it is
-   * still purgeable; returns the files for the caller to delete. Marking first means a crash leaves at worst a file
-   * nobody needs, never a live row without its file.
-   */
-  /**
-   * Marks a purgeable study's instance files purged and, with `outputs`, the result files of its delivered and
-   * superseded jobs too (never a cancelled job's: an operator retry resumes from them). Returns the files to delete.
+   * Marks a study's held instances purged and, with `outputs`, the result files of its delivered and superseded jobs
+   * (never a cancelled job's: an operator retry resumes from them), in one transaction with its audit row, after
+   * checking again that it is still purgeable; returns the files for the caller to delete. Marking first means a
+   * crash leaves at worst a file nobody needs, never a live row without its file.
    */
   async markStudyPurged(studyUID: string, cutoff: number, now = Date.now(), opts: { outputs?: boolean } = {}): Promise<{ instances: { path: string; size: number }[]; outputs: string[] }> {
     return this.db.transaction(() => {
