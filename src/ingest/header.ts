@@ -1,29 +1,9 @@
 import { readHeader, type DicomInstance } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
+import type { InstanceAttributes } from '../store/types.ts';
 
 /** The attributes ingest, routing and the loop guard need from each received instance. */
-export type IngestHeader = {
-  sopInstanceUID: string;
-  sopClassUID: string;
-  studyInstanceUID: string;
-  seriesInstanceUID: string;
-  transferSyntaxUID?: string;
-  instanceNumber?: number;
-  patientID?: string;
-  /** Shown on the worklist only; the logger drops this key wherever it appears (never log it). */
-  patientName?: string;
-  accessionNumber?: string;
-  studyDate?: string;
-  studyDescription?: string;
-  modality?: string;
-  seriesNumber?: number;
-  seriesDescription?: string;
-  bodyPartExamined?: string;
-  viewPosition?: string;
-  imageType?: string[];
-  sliceThicknessMm?: number;
-  photometricInterpretation?: string;
-  samplesPerPixel?: number;
+export type IngestHeader = InstanceAttributes & {
   manufacturer?: string;
   /** Device UIDs listed in Contributing Equipment Sequence (IHE AIR provenance; the loop guard reads it). */
   contributingDeviceUIDs: string[];

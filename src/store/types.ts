@@ -4,20 +4,17 @@ export type ClaimPhase = 'run' | 'deliver';
 
 export type InstanceSource = 'stow' | 'poll-qido' | 'poll-orthanc' | 'recovered' | 'import' | 'dimse' | 'poll-dimse';
 
-export type InstanceRecord = {
+/** The header attributes kept per stored instance: ingest reads them (src/ingest/header.ts), routing and the worklist use them. */
+export type InstanceAttributes = {
   sopInstanceUID: string;
   sopClassUID: string;
   seriesInstanceUID: string;
   studyInstanceUID: string;
   transferSyntaxUID?: string;
   instanceNumber?: number;
-  path: string;
-  size: number;
-  sha256: string;
-  source: InstanceSource;
-  isOwn: boolean;
   // study attributes
   patientID?: string;
+  /** Shown on the worklist only; the logger drops this key wherever it appears (never log it). */
   patientName?: string;
   accessionNumber?: string;
   studyDate?: string;
@@ -32,6 +29,14 @@ export type InstanceRecord = {
   sliceThicknessMm?: number;
   photometricInterpretation?: string;
   samplesPerPixel?: number;
+};
+
+export type InstanceRecord = InstanceAttributes & {
+  path: string;
+  size: number;
+  sha256: string;
+  source: InstanceSource;
+  isOwn: boolean;
 };
 
 export type StudyRow = {
