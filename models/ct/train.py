@@ -123,7 +123,30 @@ def resolution_blur(x, gen, p_z=0.5, z_sigma=(0.3, 1.0), p_xy=0.25, xy_sigma=(0.
     return out
 
 
-def augment(x, gen, resample=0.75, blur=False):
+def kernel_sharpen(x, gen, p=0.5, gain=(0.0, 1.5), sigma=(0.7, 1.2)):
+    """Random sharper reconstruction kernel (--kernel-aug, an experiment: models/ct/CARD.md). Both training scans
+    have one soft kernel; on a simulated sharp kernel (slice + gain x (slice - its 1 mm in-plane blur)) the real
+    nodules' probabilities fell under the operating point while inserts held up. Per sample with probability p the
+    same in-plane unsharp mask, gain 0-1.5, sigma 0.7-1.2 mm (channel c samples every 2^c mm: sigma / 2^c voxels),
+    clipped to [0, 1] as patch.ts clips its window."""
+    u = lambda *shape: torch.rand(*shape, generator=gen)
+    out = x.clone()
+    pick = u(x.shape[0]) < p
+    for i in range(x.shape[0]):
+        if not pick[i]:
+            continue
+        g = float(gain[0] + (gain[1] - gain[0]) * u(1))
+        s = float(sigma[0] + (sigma[1] - sigma[0]) * u(1))
+        for c in range(x.shape[1]):
+            k, r = gaussian_1d(s / 2 ** c)
+            v = x[i:i + 1, c:c + 1]
+            b = F.conv3d(F.pad(v, (0, 0, r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1, 1))
+            b = F.conv3d(F.pad(b, (r, r, 0, 0, 0, 0), mode='replicate'), k.view(1, 1, 1, 1, -1))
+            out[i, c] = (v + g * (v - b)).clamp(0, 1)[0, 0]
+    return out
+
+
+def augment(x, gen, resample=0.75, blur=False, sharpen=False):
     """Label-preserving variations of real anatomy and inserted nodules (x: [B,1,Z,Y,X], values as patch.ts maps them).
 
     The negatives come from only two scans, so every negative the model sees is one of ~270 real structures per scan;
@@ -136,6 +159,7 @@ def augment(x, gen, resample=0.75, blur=False):
       (nodule sizes are continuous, and anatomy varies in calibre) and a sub-voxel to one-voxel shift;
     - only with blur=True (--resolution-blur, a recipe tried and not shipped): resolution_blur, a random z and
       in-plane blur (slice thickness and kernel);
+    - only with sharpen=True (--kernel-aug, an experiment): kernel_sharpen, a random in-plane unsharp mask;
     - intensity: gain 0.92-1.08 and offset +/-0.03 (about +/-40 HU in patch.ts's 1400 HU window), noise sigma 0-0.03
       (kernel and dose differences).
     """
@@ -187,6 +211,8 @@ def augment(x, gen, resample=0.75, blur=False):
     x = out
     if blur:
         x = resolution_blur(x, gen)
+    if sharpen:
+        x = kernel_sharpen(x, gen)
     gain = 0.92 + 0.16 * u(b, 1, 1, 1, 1)
     offset = 0.06 * u(b, 1, 1, 1, 1) - 0.03
     sigma = 0.03 * u(b, 1, 1, 1, 1)
@@ -214,6 +240,8 @@ def main():
     ap.add_argument('--data', default=TRAIN_DIR, help='folder of the dumped patches (crossval.ts --train-dir)')
     ap.add_argument('--resolution-blur', action='store_true',
                     help='add resolution_blur to the augmentation (tried as a 1.4.0 recipe, not shipped: models/ct/CARD.md)')
+    ap.add_argument('--kernel-aug', action='store_true',
+                    help='add kernel_sharpen to the augmentation (an experiment: models/ct/CARD.md)')
     ap.add_argument('--monitor-seed', type=int, default=None,
                     help='hold this seed out of training and print its AUC per epoch (a sanity monitor, not a test)')
     args = ap.parse_args()
@@ -246,7 +274,7 @@ def main():
         total = 0.0
         for b in range(0, len(yt), args.batch):
             idx = perm[b:b + args.batch]
-            xb = augment(xt[idx], gen, blur=args.resolution_blur)
+            xb = augment(xt[idx], gen, blur=args.resolution_blur, sharpen=args.kernel_aug)
             loss = F.binary_cross_entropy_with_logits(net(xb).squeeze(1), yt[idx])
             opt.zero_grad()
             loss.backward()
@@ -270,7 +298,7 @@ def main():
                       do_constant_folding=True)
     info = {'train': cases, 'patches': int(len(y)), 'positives': n_pos, 'monitorSeed': args.monitor_seed,
             'epochs': args.epochs, 'history': history, 'parameters': sum(p.numel() for p in net.parameters()), 'channels': list(CHANNELS), 'inChannels': in_channels,
-            'trainSeconds': round(time.time() - t0, 1), 'torch': torch.__version__, 'resolutionBlur': args.resolution_blur}
+            'trainSeconds': round(time.time() - t0, 1), 'torch': torch.__version__, 'resolutionBlur': args.resolution_blur, 'kernelAug': args.kernel_aug}
     json.dump(info, open(args.out[:-5] + '.train.json', 'w'), indent=1)
     print(f'wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB) in {time.time() - t0:.0f} s', flush=True)
 
