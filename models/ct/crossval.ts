@@ -3,10 +3,11 @@
  *
  *   npx tsx models/ct/crossval.ts                 # dump → train (A, B, shipped) → cross-volume evaluation → release files
  *   npx tsx models/ct/crossval.ts --stage eval    # only re-evaluate the models already trained
- *   (stages: all | dump | train | foldA | foldB | eval | golden; fold runs are cached in .cache/ct-eval/<fold>/run.json)
+ *   (stages: all | dump | train | foldA | foldB | eval | golden | kernel; fold runs are cached in .cache/ct-eval/<fold>/run.json;
+ *   kernel: --kernel-gain G --kernel-sigma MM --kernel-noise HU [--models DIR], a report on a simulated sharper kernel)
  *   --previous <metrics.json>[,<metrics.json>…]   # the card compares the new figures with former releases' metrics.json
  *
- * Folds: model A is trained on nodules inserted into LIDC-IDRI-0001 (seeds 1–7; seed 8 is its training monitor) and
+ * Folds: model A is trained on nodules inserted into LIDC-IDRI-0001 (all training seeds but the last, its monitor) and
  * tested on fresh inserts (seeds 101–104) in LIDC-IDRI-0002 through the full TypeScript pipeline (lung mask →
  * candidates → patches → ONNX classifier → measurement: detectNodules, the code radnode runs), scored by froc.ts
  * the LUNA16 way; model B the reverse. The real LIDC marks (LUNA16 annotations and excluded rows of that series) are excluded marks there:
@@ -32,6 +33,7 @@ import { lungMask } from '../../src/detectors/ct/lung-mask.ts';
 import { CASES_DIR, dumpCase, loadExtractPatches, realNoduleZones, TRAIN_DIR, TRAIN_MIX } from './dump.ts';
 import { annotationsFromCsv, annotationsToCsv, detectionsToCsv, evaluateFroc, stratify, type Annotation, type Detection, type FrocResult } from './froc.ts';
 import { insertNodules } from './insert.ts';
+import { simulateKernel, type KernelSim } from './kernel.ts';
 import { clusterNoduleMarks, dist, loadLidcCase, type LidcCase } from './lidc.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -80,7 +82,7 @@ const PIPELINE_CHANGES: string[] = [
   'between 1.2.0 and 1.3.0: a segmentation whose centre drifts off its candidate (it followed a vessel or a neighbouring opacity) is measured again inside a fixed sphere around the candidate (pipeline.ts, chosen on development seeds 201–204). With the 1.2.0 fold models unchanged, on the same test inserts, this alone moved the pooled figures from 74.5% to 78.0% at 4 FP/scan and CPM 0.595 to 0.634 (diameter MAE 0.68 to 0.66 mm)',
 ];
 
-function args(): { stage: string; trainSeeds: number[]; testSeeds: number[]; count: number; epochs: number; extraNegatives: number; channels: number; trainDir: string; retrain: boolean; previous?: string } {
+function args(): { stage: string; trainSeeds: number[]; testSeeds: number[]; count: number; epochs: number; extraNegatives: number; channels: number; trainDir: string; retrain: boolean; previous?: string; modelsDir: string; kernel: KernelSim } {
   const a = process.argv.slice(2);
   const opt = (k: string, d: string): string => {
     const i = a.indexOf(k);
@@ -101,6 +103,8 @@ function args(): { stage: string; trainSeeds: number[]; testSeeds: number[]; cou
     trainDir: resolve(opt('--train-dir', TRAIN_DIR)),
     retrain: a.includes('--retrain'),
     previous: a.includes('--previous') ? opt('--previous', '') : undefined,
+    modelsDir: resolve(opt('--models', MODELS_DIR)),
+    kernel: { gain: Number(opt('--kernel-gain', '1')), sigmaMm: Number(opt('--kernel-sigma', '1')), noiseHu: Number(opt('--kernel-noise', '0')) },
   };
 }
 
@@ -147,7 +151,7 @@ const TRIED: string[] = [
   'averaging the 1.2.0 and 1.3.0 fold models (600 candidates): 161 against 160, for twice the classification time',
   'a 1.4.0 recipe: 1.3.0\'s plus a random loss of resolution in training (train.py resolution_blur, z blur σ 0.3–1.0 mm for half the patches, in-plane σ 0.3–0.6 mm for a quarter: slice thickness and kernel). A rule fixed before it was trained, on these development seeds only (with 600 candidates), would have shipped it: its fold models reported 162 against 1.3.0\'s 160. It was not shipped: the test folds, run once afterwards, disagreed (pooled 76.0% against 78.5% at 4 FP/scan, CPM 0.688 against 0.704, both with 600 candidates), and its shipped model scored a 6.4 mm edge piece of the real 0002 nodule above the piece at its centre, so that nodule was reported at 6.4 mm instead of 20 mm unless duplicates were merged into the larger measurement, which cost a point on the test inserts. Keeping 1.3.0 after seeing the test folds is a choice made on them: its figures are mildly optimistic for that',
   'a two-scale input (2026-11-25; `crossval.ts --channels 2`, patch.ts extractPatches): 1.3.0\'s recipe with a second channel, the same 32³ grid at 2 mm (a 64 mm cube of context around the candidate), both channels augmented by the same flips, turns, tilt and scale. A rule fixed before it was trained: go on to the test seeds only if, on these development seeds, at least 1.3.0\'s 157 + 4 inserts were reported at 4 FP/scan and the pooled CPM was not lower than 1.3.0\'s 0.714. It reported 161 but its pooled CPM was 0.683 (fold A 0.711 → 0.754, fold B 0.717 → 0.683; sensitivity at 1/8 FP/scan 55.5% → 49.5%): the rule was not met, the test seeds were not run, and the model was not shipped. The code path stays (a manifest with 2 input channels gets both scales; one channel is byte-identical to before)',
-  'a step that undoes sharp reconstruction kernels (2026-11-25, 1.4.0 models). A simulated sharp kernel (each slice plus its difference from a 1 mm in-plane Gaussian, gain 1, applied after insertion) left the inserts as they were (170 of 200, CPM 0.809 against 0.788 unsharpened; +30 HU noise instead: 169, CPM 0.746) but pulled the shipped model\'s real nodules from p 0.859 / 0.720 to 0.57 / 0.10, under the positive point. The step, before the lung mask: measure the parenchyma\'s fine texture (robust spread of slice minus its 1 mm blur over −950..−750 HU; training scans 26.9 and 17.2 HU) and, above a ceiling of 28 HU fixed from those two, smooth every slice in-plane with the smallest Gaussian that reaches it. Rule written first: keep it only if it reports more sharpened inserts than without it and the shipped model then reports both sharpened real nodules. It reported 168 (noise: 167) and brought back 0001\'s nodule (p 0.733) but not 0002\'s (its sharpened texture, 33.9 HU, earned σ 0.4 mm; at half the gain, 26.5 HU, none): not kept, the test seeds were not run',
+  'a step that undoes sharp reconstruction kernels (2026-11-25, 1.4.0 models). A simulated sharp kernel (kernel.ts: each slice plus its difference from a 1 mm in-plane Gaussian, gain 1, applied after insertion; `crossval.ts --stage kernel --test-seeds 201-204` reproduces these figures) left the inserts as they were (170 of 200, CPM 0.809 against 0.788 unsharpened; +30 HU noise instead: 169, CPM 0.746) but pulled the shipped model\'s real nodules from p 0.859 / 0.720 to 0.57 / 0.10, under the positive point. The step, before the lung mask: measure the parenchyma\'s fine texture (robust spread of slice minus its 1 mm blur over −950..−750 HU; training scans 26.9 and 17.2 HU) and, above a ceiling of 28 HU fixed from those two, smooth every slice in-plane with the smallest Gaussian that reaches it. Rule written first: keep it only if it reports more sharpened inserts than without it and the shipped model then reports both sharpened real nodules. It reported 168 (noise: 167) and brought back 0001\'s nodule (p 0.733) but not 0002\'s (its sharpened texture, 33.9 HU, earned σ 0.4 mm; at half the gain, 26.5 HU, none): not kept, the test seeds were not run',
 ];
 
 /** The detector's own code: a fold run measured with other pipeline code is stale even when the model is the same. */
@@ -159,9 +163,9 @@ function pipelineSha(): string {
 }
 
 /** A fold's run is kept in .cache/ct-eval/<fold>/run.json and reused while the model, pipeline, seeds and count are the same. */
-export async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: number[], count: number, evalDir = EVAL_DIR): Promise<FoldRun> {
+export async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: number[], count: number, evalDir = EVAL_DIR, kernel?: KernelSim): Promise<FoldRun> {
   const dir = join(evalDir, fold);
-  const key = JSON.stringify({ model: fileSha(modelPath), pipeline: pipelineSha(), seeds, count, test: test.name });
+  const key = JSON.stringify({ model: fileSha(modelPath), pipeline: pipelineSha(), seeds, count, test: test.name, ...(kernel ? { kernel } : {}) });
   const cached = join(dir, 'run.json');
   if (existsSync(cached)) {
     const saved = JSON.parse(readFileSync(cached, 'utf8')) as { key: string; run: FoldRun };
@@ -176,7 +180,9 @@ export async function runFold(fold: string, modelPath: string, test: LidcCase, s
     const scan = `${test.volume.seriesInstanceUID}:s${seed}`;
     const { voxels, nodules } = insertNodules(test.volume, { seed, count, lung: base.mask, avoid: zones.map((z) => ({ ...z, radiusMm: z.radiusMm + 5 })) });
     const t = performance.now();
-    const r = await detect({ ...test.volume, voxels }, classify, { minProbability: EVAL_MIN_PROBABILITY });
+    // a simulated kernel is applied after insertion: the inserted nodules are drawn by it too
+    const seen = kernel ? simulateKernel(test.volume, { ...kernel, seed: seed * 7919 + (kernel.seed ?? 0) }, voxels) : voxels;
+    const r = await detect({ ...test.volume, voxels: seen }, classify, { minProbability: EVAL_MIN_PROBABILITY });
     run.timings.push({ ...r.timingsMs, total: performance.now() - t });
     run.scans.push(scan);
     run.detections.push(...toDetections(scan, r));
@@ -338,6 +344,7 @@ async function main(): Promise<void> {
     const manifest = JSON.parse(readFileSync(join(HERE, 'manifest.json'), 'utf8')) as ModelManifest;
     writeFileSync(join(HERE, 'golden.json'), `${JSON.stringify(await golden(shipped, manifest, cases), null, 1)}\n`);
   }
+  if (a.stage === 'kernel') return kernelCheck(a.modelsDir, shipped, cases, a.testSeeds, a.count, a.kernel);
   if (a.stage !== 'all' && a.stage !== 'eval') return;
 
   const runA = await runFold('A', modelA, cases[1], a.testSeeds, a.count);
@@ -395,6 +402,42 @@ async function main(): Promise<void> {
       );
   }
   process.stdout.write(`\nreal nodules: ${JSON.stringify(real, null, 1)}\n`);
+}
+
+/**
+ * Robustness to a sharper reconstruction kernel (kernel.ts; report only, nothing is chosen here): the fold models on
+ * the inserts of the given seeds, plain and drawn by the simulated kernel, and the real nodules' probabilities (fold
+ * models on the volume they did not train on, and the shipped model) plain and simulated.
+ */
+async function kernelCheck(modelsDir: string, shipped: string, cases: LidcCase[], seeds: number[], count: number, kernel: KernelSim): Promise<void> {
+  const tag = `g${kernel.gain}-s${kernel.sigmaMm}-n${kernel.noiseHu}`;
+  const evalDir = (what: string): string => join(REPO, '.cache/ct-eval-kernel', createHash('sha256').update(modelsDir).digest('hex').slice(0, 8), what);
+  const line = (label: string, runs: FoldRun[]): string => {
+    const r = evaluateFroc(runs.flatMap((x) => x.detections), runs.flatMap((x) => x.included), runs.flatMap((x) => x.excluded), { scans: runs.flatMap((x) => x.scans) });
+    const at = (fp: number): number => r.sensitivityAt.find((q) => q.fpRate === fp)?.sensitivity ?? NaN;
+    return `${label.padEnd(28)} CPM ${r.cpm.toFixed(3)}  @1 ${(100 * at(1)).toFixed(1)}%  @4 ${(100 * at(4)).toFixed(1)}% (${Math.round(at(4) * r.nodules)} of ${r.nodules})`;
+  };
+  const folds = async (what: string, k?: KernelSim): Promise<FoldRun[]> => [
+    await runFold('A', join(modelsDir, 'A.onnx'), cases[1], seeds, count, evalDir(what), k),
+    await runFold('B', join(modelsDir, 'B.onnx'), cases[0], seeds, count, evalDir(what), k),
+  ];
+  const plain = await folds('plain');
+  const sharp = await folds(tag, kernel);
+  const drawn = cases.map((c) => ({ ...c, volume: { ...c.volume, voxels: simulateKernel(c.volume, kernel) } }));
+  const real = async (model: string, on: LidcCase[], label: string): Promise<string[]> =>
+    (await realCheck(`kernel-${label}`, model, on)).rows.map((r) => `${label} ${r.case}: ${r.found ? `p ${(r.probability as number).toFixed(3)}, ${r.meanDiameterMm} mm` : 'not found (p < 0.1)'}`);
+  const lines = [
+    `kernel ${JSON.stringify(kernel)}, seeds ${seeds.join(',')}, models ${modelsDir}`,
+    line('inserts, plain', plain),
+    line('inserts, simulated kernel', sharp),
+    ...(await real(join(modelsDir, 'A.onnx'), [cases[1]], 'fold A, plain')),
+    ...(await real(join(modelsDir, 'A.onnx'), [drawn[1]], 'fold A, simulated kernel')),
+    ...(await real(join(modelsDir, 'B.onnx'), [cases[0]], 'fold B, plain')),
+    ...(await real(join(modelsDir, 'B.onnx'), [drawn[0]], 'fold B, simulated kernel')),
+    ...(await real(shipped, cases, 'shipped, plain')),
+    ...(await real(shipped, drawn, 'shipped, simulated kernel')),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 function buildManifest(sha256: string, positive: { threshold: number; sensitivity: number }, urgent: { threshold: number; sensitivity: number }): ModelManifest & { description: string } {
