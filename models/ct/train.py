@@ -124,7 +124,7 @@ def resolution_blur(x, gen, p_z=0.5, z_sigma=(0.3, 1.0), p_xy=0.25, xy_sigma=(0.
 
 
 def kernel_sharpen(x, gen, p=0.5, gain=(0.0, 1.5), sigma=(0.7, 1.2)):
-    """Random sharper reconstruction kernel (--kernel-aug, an experiment: models/ct/CARD.md). Both training scans
+    """Random sharper reconstruction kernel (--kernel-aug, tried and not shipped: models/ct/CARD.md). Both training scans
     have one soft kernel; on a simulated sharp kernel (slice + gain x (slice - its 1 mm in-plane blur)) the real
     nodules' probabilities fell under the operating point while inserts held up. Per sample with probability p the
     same in-plane unsharp mask, gain 0-1.5, sigma 0.7-1.2 mm (channel c samples every 2^c mm: sigma / 2^c voxels),
@@ -159,7 +159,7 @@ def augment(x, gen, resample=0.75, blur=False, sharpen=False):
       (nodule sizes are continuous, and anatomy varies in calibre) and a sub-voxel to one-voxel shift;
     - only with blur=True (--resolution-blur, a recipe tried and not shipped): resolution_blur, a random z and
       in-plane blur (slice thickness and kernel);
-    - only with sharpen=True (--kernel-aug, an experiment): kernel_sharpen, a random in-plane unsharp mask;
+    - only with sharpen=True (--kernel-aug, tried and not shipped): kernel_sharpen, a random in-plane unsharp mask;
     - intensity: gain 0.92-1.08 and offset +/-0.03 (about +/-40 HU in patch.ts's 1400 HU window), noise sigma 0-0.03
       (kernel and dose differences).
     """
@@ -241,7 +241,7 @@ def main():
     ap.add_argument('--resolution-blur', action='store_true',
                     help='add resolution_blur to the augmentation (tried as a 1.4.0 recipe, not shipped: models/ct/CARD.md)')
     ap.add_argument('--kernel-aug', action='store_true',
-                    help='add kernel_sharpen to the augmentation (an experiment: models/ct/CARD.md)')
+                    help='add kernel_sharpen to the augmentation (tried, not shipped: models/ct/CARD.md)')
     ap.add_argument('--monitor-seed', type=int, default=None,
                     help='hold this seed out of training and print its AUC per epoch (a sanity monitor, not a test)')
     args = ap.parse_args()
