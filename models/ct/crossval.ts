@@ -644,7 +644,8 @@ ${Object.entries(m.realLuna16)
 - Other kernels: simulated only (the sharp-kernel entry under "Tried"): inserted nodules hold up under a sharpened
   kernel and +30 HU noise, but the two real nodules' probabilities fall under the positive point when sharpened, so
   real nodules in sharp-kernel scans may be missed. Thin reconstructions: LIDC-IDRI-0002 interpolated to 781 slices of
-  0.42 mm gives the same nodule (p 0.722, 20.4 mm) in 19 s and 1.35 GiB peak RSS; real thin slices (more noise) untested.
+  0.42 mm gives the same nodule (p 0.722, 20.4 mm) in 19 s and 1.35 GiB peak RSS (a one-off run, not part of this
+  script); real thin slices (more noise) untested.
   Contrast, low dose and motion: untested.
 
 ## Intended use and limits
