@@ -166,7 +166,7 @@ function pipelineSha(): string {
 /** A fold's run is kept in .cache/ct-eval/<fold>/run.json and reused while the model, pipeline, seeds and count are the same. */
 export async function runFold(fold: string, modelPath: string, test: LidcCase, seeds: number[], count: number, evalDir = EVAL_DIR, kernel?: KernelSim): Promise<FoldRun> {
   const dir = join(evalDir, fold);
-  const key = JSON.stringify({ model: fileSha(modelPath), pipeline: pipelineSha(), seeds, count, test: test.name, ...(kernel ? { kernel } : {}) });
+  const key = JSON.stringify({ model: fileSha(modelPath), pipeline: pipelineSha(), seeds, count, test: test.name, ...(kernel ? { kernel, kernelCode: fileSha(join(HERE, 'kernel.ts')) } : {}) });
   const cached = join(dir, 'run.json');
   if (existsSync(cached)) {
     const saved = JSON.parse(readFileSync(cached, 'utf8')) as { key: string; run: FoldRun };
