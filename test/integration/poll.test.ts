@@ -92,18 +92,24 @@ function pacsOf(o: OrthancHandle, timeoutMs = 10_000): PacsConfig {
   return { kind: 'orthanc', url: o.dicomWebUrl, orthancUrl: o.url, auth: { type: 'none' }, timeoutMs };
 }
 
-type Made = { sopInstanceUID: string; bytes: Uint8Array };
+type Made = { path: string; sopInstanceUID: string; bytes: Uint8Array };
 
 /** Uploads a series of `n` instances made from a real file, all in `studyUID`. */
-async function series(o: OrthancHandle, src: string, studyUID: string, n: number, edits: { modality?: string; studyDate?: string } = {}): Promise<Made[]> {
+async function makeSeries(src: string, studyUID: string, n: number, edits: { modality?: string; studyDate?: string } = {}): Promise<Made[]> {
   const seriesUID = newUid();
   const out: Made[] = [];
-  for (let i = 1; i <= n; i++) {
-    const m = await makeInstance(src, join(work, 'in'), { studyUID, seriesUID, patientId: 'POLL-PID', instanceNumber: i, studyDate: edits.studyDate ?? dicomDate(new Date()), modality: edits.modality });
-    await o.upload(m.path);
-    out.push(m);
-  }
+  for (let i = 1; i <= n; i++) out.push(await makeInstance(src, join(work, 'in'), { studyUID, seriesUID, patientId: 'POLL-PID', instanceNumber: i, studyDate: edits.studyDate ?? dicomDate(new Date()), modality: edits.modality }));
   return out;
+}
+
+/** Made first, then uploaded back to back: making an instance spawns tools, and on a busy machine that gap alone can outlast a 1 s StableAge. */
+async function upload(o: OrthancHandle, made: Made[]): Promise<Made[]> {
+  for (const m of made) await o.upload(m.path);
+  return made;
+}
+
+async function series(o: OrthancHandle, src: string, studyUID: string, n: number, edits: { modality?: string; studyDate?: string } = {}): Promise<Made[]> {
+  return upload(o, await makeSeries(src, studyUID, n, edits));
 }
 
 const sops = (list: Made[]): string[] => list.map((m) => m.sopInstanceUID).sort();
@@ -227,8 +233,9 @@ describe('pollOrthancChanges', () => {
     const checkpoints = new Map<string, string>();
     const sink = new MemorySink(checkpoints);
     const a = newUid();
-    const aMr = await series(o, MR_SMALL, a, 2);
-    await series(o, MR_SMALL, a, 1, { modality: 'SR' });
+    // one StableStudy for the whole study: both series reach Orthanc before it can call the study stable
+    const aMr = await makeSeries(MR_SMALL, a, 2);
+    await upload(o, [...aMr, ...(await makeSeries(MR_SMALL, a, 1, { modality: 'SR' }))]);
 
     let pulled = 0;
     await waitFor('StableStudy of study A', async () => {
