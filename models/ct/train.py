@@ -146,7 +146,7 @@ def kernel_sharpen(x, gen, p=0.5, gain=(0.0, 1.5), sigma=(0.7, 1.2)):
     return out
 
 
-def augment(x, gen, resample=0.75, blur=False, sharpen=False):
+def augment(x, gen, resample=0.75, blur=False, sharpen=None):
     """Label-preserving variations of real anatomy and inserted nodules (x: [B,1,Z,Y,X], values as patch.ts maps them).
 
     The negatives come from only two scans, so every negative the model sees is one of ~270 real structures per scan;
@@ -159,7 +159,8 @@ def augment(x, gen, resample=0.75, blur=False, sharpen=False):
       (nodule sizes are continuous, and anatomy varies in calibre) and a sub-voxel to one-voxel shift;
     - only with blur=True (--resolution-blur, a recipe tried and not shipped): resolution_blur, a random z and
       in-plane blur (slice thickness and kernel);
-    - only with sharpen=True (--kernel-aug, tried and not shipped): kernel_sharpen, a random in-plane unsharp mask;
+    - only with sharpen=(p, max gain) (--kernel-aug, tried and not shipped): kernel_sharpen, a random in-plane unsharp
+      mask on a fraction p of the samples;
     - intensity: gain 0.92-1.08 and offset +/-0.03 (about +/-40 HU in patch.ts's 1400 HU window), noise sigma 0-0.03
       (kernel and dose differences).
     """
@@ -212,7 +213,7 @@ def augment(x, gen, resample=0.75, blur=False, sharpen=False):
     if blur:
         x = resolution_blur(x, gen)
     if sharpen:
-        x = kernel_sharpen(x, gen)
+        x = kernel_sharpen(x, gen, p=sharpen[0], gain=(0.0, sharpen[1]))
     gain = 0.92 + 0.16 * u(b, 1, 1, 1, 1)
     offset = 0.06 * u(b, 1, 1, 1, 1) - 0.03
     sigma = 0.03 * u(b, 1, 1, 1, 1)
@@ -242,6 +243,8 @@ def main():
                     help='add resolution_blur to the augmentation (tried as a 1.4.0 recipe, not shipped: models/ct/CARD.md)')
     ap.add_argument('--kernel-aug', action='store_true',
                     help='add kernel_sharpen to the augmentation (tried, not shipped: models/ct/CARD.md)')
+    ap.add_argument('--kernel-aug-p', type=float, default=0.5, help='fraction of patches --kernel-aug sharpens')
+    ap.add_argument('--kernel-aug-gain', type=float, default=1.5, help='largest unsharp gain of --kernel-aug (drawn from 0 to it)')
     ap.add_argument('--monitor-seed', type=int, default=None,
                     help='hold this seed out of training and print its AUC per epoch (a sanity monitor, not a test)')
     args = ap.parse_args()
@@ -274,7 +277,7 @@ def main():
         total = 0.0
         for b in range(0, len(yt), args.batch):
             idx = perm[b:b + args.batch]
-            xb = augment(xt[idx], gen, blur=args.resolution_blur, sharpen=args.kernel_aug)
+            xb = augment(xt[idx], gen, blur=args.resolution_blur, sharpen=(args.kernel_aug_p, args.kernel_aug_gain) if args.kernel_aug else None)
             loss = F.binary_cross_entropy_with_logits(net(xb).squeeze(1), yt[idx])
             opt.zero_grad()
             loss.backward()
@@ -298,7 +301,7 @@ def main():
                       do_constant_folding=True)
     info = {'train': cases, 'patches': int(len(y)), 'positives': n_pos, 'monitorSeed': args.monitor_seed,
             'epochs': args.epochs, 'history': history, 'parameters': sum(p.numel() for p in net.parameters()), 'channels': list(CHANNELS), 'inChannels': in_channels,
-            'trainSeconds': round(time.time() - t0, 1), 'torch': torch.__version__, 'resolutionBlur': args.resolution_blur, 'kernelAug': args.kernel_aug}
+            'trainSeconds': round(time.time() - t0, 1), 'torch': torch.__version__, 'resolutionBlur': args.resolution_blur, 'kernelAug': [args.kernel_aug_p, args.kernel_aug_gain] if args.kernel_aug else False}
     json.dump(info, open(args.out[:-5] + '.train.json', 'w'), indent=1)
     print(f'wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB) in {time.time() - t0:.0f} s', flush=True)
 

@@ -214,11 +214,49 @@ def augment(x, m, g):
     grid = F.affine_grid(th, x.shape, align_corners=False)
     x = F.grid_sample(x, grid, padding_mode='zeros', align_corners=False)
     m = F.grid_sample(m, grid, padding_mode='zeros', align_corners=False)
+    return intensity(x, g), m
+
+
+def intensity(x, g):
+    b = x.shape[0]
+    r = lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=g)
     gamma = torch.exp(r(-0.3, 0.3)).view(b, 1, 1, 1)
     x = x.clamp(min=1e-6) ** gamma
     x = (x - 0.5) * r(0.85, 1.15).view(b, 1, 1, 1) + 0.5 + r(-0.05, 0.05).view(b, 1, 1, 1)
     x = x + r(0, 0.02).view(b, 1, 1, 1) * torch.randn(x.shape, generator=g)
-    return x.clamp(0, 1), m
+    return x.clamp(0, 1)
+
+
+PATCH = 128        # --lesion-patches: crop side in input px (8x8 cells)
+PATCH_BATCH = 16
+
+
+def lesion_patches(X, M, lesion_films, tissue_films, g):
+    """--lesion-patches (tried 2026-11-25, see CARD.md): a batch of PATCH-px crops, half centred on a random pixel of a
+    lesion circle (so the lesion sits anywhere near the middle), half on a random breast pixel of any film, each turned
+    by any angle and mirrored: a mass or distortion has no preferred orientation, so a crop can use every rotation
+    where a whole film cannot. Returns crops and their lesion masks."""
+    n = PATCH_BATCH
+    films = np.concatenate([lesion_films[torch.randint(len(lesion_films), (n // 2,), generator=g).numpy()],
+                            tissue_films[torch.randint(len(tissue_films), (n - n // 2,), generator=g).numpy()]])
+    centres = []
+    for k, f in enumerate(films):
+        where = (M[f, 0] > 0.5) if k < n // 2 else (X[f, 0] > TISSUE)
+        ys, xs = torch.nonzero(where, as_tuple=True)
+        j = int(torch.randint(len(ys), (1,), generator=g))
+        centres.append((float(xs[j]) + 0.5, float(ys[j]) + 0.5))
+    r = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=g)
+    ang, scale = r(0, 2 * math.pi), r(0.88, 1.12) * PATCH / SIZE
+    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    th = torch.zeros(n, 2, 3)
+    th[:, 0, 0], th[:, 0, 1] = scale * torch.cos(ang) * flip, -scale * torch.sin(ang)
+    th[:, 1, 0], th[:, 1, 1] = scale * torch.sin(ang) * flip, scale * torch.cos(ang)
+    th[:, 0, 2] = torch.tensor([c[0] for c in centres]) / SIZE * 2 - 1
+    th[:, 1, 2] = torch.tensor([c[1] for c in centres]) / SIZE * 2 - 1
+    grid = F.affine_grid(th, (n, 1, PATCH, PATCH), align_corners=False)
+    x = F.grid_sample(X[films], grid, padding_mode='zeros', align_corners=False)
+    m = F.grid_sample(M[films], grid, padding_mode='zeros', align_corners=False)
+    return intensity(x, g), m
 
 
 def jitter(x, g):
@@ -248,7 +286,7 @@ def stack(X, partner, b, g=None):
     return torch.cat([X[b], c], 1)
 
 
-def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None):
+def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=False):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     net = MammoNet(1 if partner is None else 2)
@@ -257,6 +295,8 @@ def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None):
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, epochs * steps), pct_start=0.2)
     pos_w = torch.tensor(float((y[idx] == 0).sum() / max(1, (y[idx] == 1).sum())))
+    lesion_films = idx[coords[idx] & (y[idx] == 1)]
+    tissue_films = idx[coords[idx] | (y[idx] == 0)]  # films whose mask is complete (no lesion without coordinates)
     for ep in range(epochs):
         net.train()
         perm = idx[torch.randperm(len(idx), generator=g).numpy()]
@@ -277,6 +317,12 @@ def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None):
             use = torch.from_numpy(coords[b] | (y[b] == 0)).float().view(-1, 1, 1, 1)
             cl = F.binary_cross_entropy_with_logits(cells, mt, reduction='none', pos_weight=torch.tensor(8.0))
             loss = loss + (cl * use).sum() / max(1.0, float(use.sum()) * CELLS * CELLS)
+            if patches:
+                px, pm = lesion_patches(X, M, lesion_films, tissue_films, g)
+                pimg, pcells = net((px - mean) / std)
+                pt = (F.adaptive_avg_pool2d(pm, PATCH // 16) > 0.15).float()
+                loss = loss + F.binary_cross_entropy_with_logits(pimg, pt.flatten(1).amax(1, keepdim=True)) \
+                    + F.binary_cross_entropy_with_logits(pcells, pt, pos_weight=torch.tensor(8.0))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -434,6 +480,8 @@ def main():
     ap.add_argument('--seed-offset', type=int, default=0,
                     help='added to the training seeds (initialisation, batches, augmentation), never to the fold split: '
                          'ensemble members trained on the same folds (tried 2026-11-25, see CARD.md)')
+    ap.add_argument('--lesion-patches', action='store_true',
+                    help='add a batch of rotated lesion-centred and random breast crops to every training step (tried, see CARD.md)')
     args = ap.parse_args()
     if args.size % 16 or not 128 <= args.size <= 1024:
         sys.exit(f'--size {args.size}: expected a multiple of 16 in 128..1024')
@@ -460,7 +508,7 @@ def main():
 
     # Final model on every film.
     t1 = time.time()
-    net = train(X, M, y, coords, np.arange(len(meta)), epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner)
+    net = train(X, M, y, coords, np.arange(len(meta)), epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches)
     final_s = time.time() - t1
     final_net = net
     torch.save(net.state_dict(), os.path.join(scratch, 'final.pt'))
@@ -482,7 +530,7 @@ def main():
     for k in range(5):
         tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
         t1 = time.time()
-        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k + 1000 * args.seed_offset, partner)
+        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k + 1000 * args.seed_offset, partner, args.lesion_patches)
         p, c = predict(net, X, mean, std, partner, te)
         oof_p[te], oof_c[te] = p, c
         if partner is not None:
