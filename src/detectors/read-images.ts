@@ -1,4 +1,4 @@
-import type { StageTimings } from '../inference/protocol.ts';
+import type { ImageRefused, StageTimings } from '../inference/protocol.ts';
 import type { Code, Heatmap, SkippedSeries } from '../results/findings.ts';
 import { NOT_PROCESSED } from '../workflow/reasons.ts';
 import type { DetectorInput } from './detector.ts';
@@ -6,7 +6,7 @@ import type { DetectorInput } from './detector.ts';
 /** What the inference worker answers for one 2D image (radiograph or mammogram). */
 type ImageReply =
   | { kind: 'ok'; rows: number; columns: number; heatmap?: Float32Array; timingsMs: StageTimings }
-  | { kind: 'refused'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
+  | ImageRefused;
 
 type Source = { sopInstanceUID: string; path: string };
 type SeriesOf = DetectorInput['series'][number];
@@ -15,7 +15,7 @@ export type ImagesRead = { read: number; skipped: SkippedSeries[]; heatmaps: Hea
 
 /**
  * The 2D detectors' loop over every image of every input series: each goes through the worker (`infer`), a colour
- * image or one `refuse` turns down is listed as not processed with its SOP Instance UID, every other image's heatmap
+ * or (for mammograms) multi-frame image or one `refuse` turns down is listed as not processed with its SOP Instance UID, every other image's heatmap
  * is kept and `each` turns its scores into findings. Stage timings are summed over the images.
  */
 export async function readEachImage<R extends ImageReply>(
@@ -35,7 +35,7 @@ export async function readEachImage<R extends ImageReply>(
       const reply = await infer(inst);
       timings.decode += reply.timingsMs.decode;
       if (reply.kind === 'refused') {
-        skip(NOT_PROCESSED.colourImage, inst, reply.detail);
+        skip(reply.reason === 'multiframe' ? NOT_PROCESSED.multiFrame : NOT_PROCESSED.colourImage, inst, reply.detail);
         continue;
       }
       const ok = reply as Extract<R, { kind: 'ok' }>;

@@ -22,6 +22,9 @@ export type RadiographRequest = { type: 'radiograph'; key: string; path: string;
 
 export type StageTimings = { decode: number; preprocess: number; infer: number; postprocess: number };
 
+/** A 2D image the worker did not read: colour pixels, or (mammograms) an object of several frames. */
+export type ImageRefused = { kind: 'refused'; reason: 'colour' | 'multiframe'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
+
 export type RadiographReply =
   | {
       kind: 'ok';
@@ -38,7 +41,7 @@ export type RadiographReply =
       hot?: HotRegion;
       timingsMs: StageTimings;
     }
-  | { kind: 'refused'; reason: 'colour'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
+  | ImageRefused;
 
 /** A mammogram (issue 6): as a radiograph, plus chest wall at column 0 and a crop to the breast (mammogram.ts). */
 export type MammogramRequest = { type: 'mammogram'; key: string; path: string; spec: Image2DSpec; wantHeatmap: boolean };
@@ -66,7 +69,7 @@ export type MammogramReply =
       heatmap?: Float32Array;
       timingsMs: StageTimings;
     }
-  | { kind: 'refused'; reason: 'colour'; detail: string; timingsMs: Pick<StageTimings, 'decode'> };
+  | ImageRefused;
 
 /**
  * A chest CT study (issue 7): every candidate CT series of the study with its files; the worker reads the headers,

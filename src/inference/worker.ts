@@ -12,7 +12,7 @@ import { RadnodeError } from '../errors.ts';
 import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
 import { runCt, sessionClassifier } from './ct.ts';
 import { exactPercentileWindow, mammoCamToStored, mammogramInput, mammoPeak, type MammoPeak } from './mammogram.ts';
-import type { CtReply, CtRequest, ExecutionProvider, Image2DSpec, MammogramReply, MammogramRequest, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { CtReply, CtRequest, ExecutionProvider, Image2DSpec, ImageRefused, MammogramReply, MammogramRequest, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
 
 const sessions = new Map<string, ort.InferenceSession>();
 
@@ -54,18 +54,24 @@ async function open(req: OpenRequest): Promise<OpenReply> {
 const now = () => performance.now();
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
-type Refused = Extract<RadiographReply, { kind: 'refused' }>;
+
 type FirstFrame = { session: ort.InferenceSession; instance: DicomInstance; frame: DecodedFrame; decode: number };
 
 /**
  * The 2D detectors' shared first step: the open session, the first frame decoded (timed), or a refusal value for a
- * colour frame (routing refuses colour series from the header; this catches a colour image later in a series).
+ * colour frame (routing refuses colour series from the header; this catches a colour image later in a series) or,
+ * where `singleFrame`, for an object of several frames.
  */
-async function firstFrame(req: { key: string; path: string }): Promise<FirstFrame | Refused> {
+async function firstFrame(req: { key: string; path: string }, singleFrame = false): Promise<FirstFrame | ImageRefused> {
   const session = sessions.get(req.key);
   if (!session) throw new RadnodeError('RN_MODEL_INVALID', `model ${req.key} has no open session`);
   const t = now();
   const instance = readInstance(await readFile(req.path));
+  const frames = instance.image?.NumberOfFrames ?? 1;
+  // A tomosynthesis object holds reconstructed slices or projections, not a 2D view: its first frame is one slab near
+  // the detector and would be read as a whole breast (the synthetic 2D view is a single-frame MG or BTO image).
+  if (singleFrame && frames > 1)
+    return { kind: 'refused', reason: 'multiframe', detail: `${frames} frames (tomosynthesis slices or projections), not a 2D view`, timingsMs: { decode: now() - t } };
   const [frame] = await decodeFrames(instance, { frames: [0] });
   const decode = now() - t;
   if (frame.samplesPerPixel !== 1)
@@ -125,7 +131,7 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
 }
 
 async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply; transfer: ArrayBuffer[] }> {
-  const f = await firstFrame(req);
+  const f = await firstFrame(req, true);
   if ('kind' in f) return { value: f, transfer: [] };
   const { spec } = req;
   const { frame, instance, decode } = f;

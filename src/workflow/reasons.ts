@@ -17,9 +17,10 @@ export const NOT_PROCESSED = {
   sliceTooThin: { scheme: '99RADNODE', value: 'RN-NP-THIN', meaning: 'Slices thinner than the detector takes' },
   lateralView: { scheme: '99RADNODE', value: 'RN-NP-LATERAL', meaning: 'Lateral view; the detector reads frontal views only' },
   colourImage: { scheme: '99RADNODE', value: 'RN-NP-COLOUR', meaning: 'Colour image; the detector reads grayscale only' },
-  forProcessing: { scheme: '99RADNODE', value: 'RN-NP-FORPROCESSING', meaning: "'For processing' image; the detector reads images for presentation" },
-  implant: { scheme: '99RADNODE', value: 'RN-NP-IMPLANT', meaning: 'Breast implant in view or displaced; the detector does not read implant views' },
+  forProcessing: { scheme: '99RADNODE', value: 'RN-NP-FORPROC', meaning: "'For processing' image; reads images for presentation only" },
+  implant: { scheme: '99RADNODE', value: 'RN-NP-IMPLANT', meaning: 'Breast implant in view or displaced; implant views not read' },
   qualityControl: { scheme: '99RADNODE', value: 'RN-NP-QC', meaning: 'Calibration, quality-control or phantom image' },
+  multiFrame: { scheme: '99RADNODE', value: 'RN-NP-MULTIFRAME', meaning: 'Tomosynthesis slices or projections; reads 2D views only' },
   declined: { scheme: '99RADNODE', value: 'RN-NP-DECLINED', meaning: 'The detector declined the series' },
   // CT (issue 7): what the series attributes or the slice geometry show only once the headers are read.
   notCtImage: { scheme: '99RADNODE', value: 'RN-NP-NOTCTIMAGE', meaning: 'Not a CT image object (CT or Enhanced CT Image Storage)' },

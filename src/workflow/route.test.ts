@@ -9,6 +9,7 @@ import { selectChestRadiograph } from '../detectors/cxr/index.ts';
 import { selectMammogram } from '../detectors/mammo/index.ts';
 import { readIngestHeader } from '../ingest/header.ts';
 import { isOwnInstance } from './loop-guard.ts';
+import { checkCode } from '../results/sr/templates/checks.ts';
 import { NOT_PROCESSED } from './reasons.ts';
 import { routeSeries } from './route.ts';
 
@@ -117,5 +118,11 @@ describe('routing real series with the default rules', () => {
     expect(isOwnInstance(own, NODE)).toBe(true);
     // One signal alone is no proof: a site may share the root.
     expect(isOwnInstance({ ...h, sopInstanceUID: `${NODE.uidRoot}.1.123` }, NODE)).toBe(false);
+  });
+});
+
+describe('not-processed reasons', () => {
+  it('every reason is a code the SR writer accepts (Code Value ≤ 16, Code Meaning ≤ 64 characters)', () => {
+    for (const [name, code] of Object.entries(NOT_PROCESSED)) expect(() => checkCode(code, name), name).not.toThrow();
   });
 });

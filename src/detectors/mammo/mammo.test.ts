@@ -16,7 +16,7 @@ import { validateFiles } from '../../results/validate.ts';
 import { NOT_PROCESSED } from '../../workflow/reasons.ts';
 import { REPO_ROOT, sharedFile } from '../../../test/helpers/paths.ts';
 import { fuseViews, refuseImage, selectMammogram, BREAST_SITE } from './index.ts';
-import { fromDicom, fromPng, luminance16, mirror, transpose, uid, writeMg } from './test-support.ts';
+import { BTO_FOR_PRESENTATION, fromDicom, fromPng, luminance16, mirror, transpose, uid, writeMg } from './test-support.ts';
 
 const MANIFEST = join(REPO_ROOT, 'models/mammo/manifest.json');
 const GH133 = sharedFile('dicom/fo-dicom/GH133.dcm');
@@ -39,7 +39,7 @@ describe('mammography detector: select, per-image refusals, view fusion', () => 
       const r = selectMammogram(s);
       return r.accepted ? null : r.reason.value;
     };
-    expect(refused(series({ sopClassUID: '1.2.840.10008.5.1.4.1.1.1.2.1' }))).toBe('RN-NP-FORPROCESSING');
+    expect(refused(series({ sopClassUID: '1.2.840.10008.5.1.4.1.1.1.2.1' }))).toBe('RN-NP-FORPROC');
     expect(refused(series({ seriesDescription: 'Daily QC' }))).toBe('RN-NP-QC');
     expect(refused(series({ seriesDescription: 'ACR PHANTOM' }))).toBe('RN-NP-QC');
     expect(refused(series({ imageType: ['ORIGINAL', 'PRIMARY', 'CALIBRATION'] }))).toBe('RN-NP-QC');
@@ -113,7 +113,19 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
       writeMg(dir, transpose(mirror(gh)), { studyUID: exam, laterality: 'L', view: 'CC', orientation: ['FR', 'A'] }).path,
     ];
     add('pattern', await luminance16(PATTERN), {});
-    run = await runAnalyze([GH133, OOBO, ...Object.values(made).map((m) => m.path).filter(Boolean), ...examPaths]);
+    // Breast tomosynthesis: a stack of slices is refused; a single-frame synthetic 2D view is read like the film.
+    const mdb003 = fromPng(sharedFile('mg/mini-mias/mdb003.png'));
+    add('tomo-slices', mdb003, { laterality: 'R', view: 'MLO', sopClassUID: BTO_FOR_PRESENTATION, frames: 3 });
+    // A study with one view for presentation and one whose Presentation Intent says for processing: the second is
+    // listed in the SR as not processed (a per-image refusal written through the SR's code checks).
+    const mixed = uid();
+    made.mixed = { path: '', studyUID: mixed };
+    const mixedPaths = [
+      writeMg(dir, mdb003, { studyUID: mixed, laterality: 'R', view: 'MLO' }).path,
+      writeMg(dir, mdb003, { studyUID: mixed, laterality: 'R', view: 'MLO', presentationIntent: 'FOR PROCESSING' }).path,
+    ];
+    add('tomo-synthetic-2d', mdb003, { laterality: 'R', view: 'MLO', sopClassUID: BTO_FOR_PRESENTATION, imageType: ['DERIVED', 'PRIMARY', 'TOMOSYNTHESIS', 'GENERATED_2D'] });
+    run = await runAnalyze([GH133, OOBO, ...Object.values(made).map((m) => m.path).filter(Boolean), ...examPaths, ...mixedPaths]);
   }, 300_000);
 
   it('every study is read by the mammo detector and delivered', () => {
@@ -123,7 +135,7 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
     for (const r of run.summary.results) {
       expect(r.detector).toBe('mammo');
       expect(r.state).toBe('delivered');
-      if (r.studyInstanceUID === made.pattern.studyUID) continue;
+      if (r.studyInstanceUID === made.pattern.studyUID || r.studyInstanceUID === made['tomo-slices'].studyUID) continue;
       expect(r.outputs.length).toBeGreaterThanOrEqual(2);
       for (const f of r.findings) if (f.place) expect((f.place as Place2D).shape).toBe('ellipse');
     }
@@ -193,5 +205,23 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
     expect(r.findings).toEqual([]);
     expect(r.priority).toBe('unprocessed');
     expect(r.skipped.map((s) => s.reason.value)).toEqual(['RN-NP-QC']);
+  });
+
+  it('breast tomosynthesis: a multi-frame object (slices) is refused with a coded reason; a synthetic 2D view is read as a mammogram', () => {
+    const slices = resultOf('tomo-slices');
+    expect(slices.findings).toEqual([]);
+    expect(slices.priority).toBe('unprocessed');
+    expect(slices.skipped.map((s) => s.reason.value)).toEqual(['RN-NP-MULTIFRAME']);
+    expect(slices.skipped[0].detail).toMatch(/3 frames/);
+    const synthetic = resultOf('tomo-synthetic-2d');
+    expect(synthetic.skipped).toEqual([]);
+    expect(synthetic.studyScore).toBeCloseTo(resultOf('mdb003').studyScore!, 4);
+  });
+
+  it('a per-image refusal in a read study (Presentation Intent FOR PROCESSING) is listed in the delivered SR with its code', () => {
+    const r = resultOf('mixed');
+    expect(r.state).toBe('delivered');
+    expect(r.skipped.map((s) => s.reason.value)).toEqual(['RN-NP-FORPROC']);
+    expect(r.studyScore).toBeCloseTo(resultOf('mdb003').studyScore!, 4);
   });
 });

@@ -9,6 +9,7 @@ import { decodeFrames, readInstance } from '../../dicom/index.ts';
 import { writePart10, type DicomDataset } from '../../results/dicom-io.ts';
 
 export const MG_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.2';
+export const BTO_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.13.1.3';
 const IMPL_UID = '1.2.826.0.1.3680043.10.1011.6';
 
 export type Gray = { rows: number; columns: number; data: Uint16Array; bitsStored: number };
@@ -70,12 +71,19 @@ export type MgTags = {
   seriesDescription?: string;
   presentationIntent?: string;
   patientId?: string;
+  /** Another SOP Class (breast tomosynthesis) and Image Type; `frames` copies of the image make a multi-frame object. */
+  sopClassUID?: string;
+  imageType?: string[];
+  frames?: number;
 };
 
 export function writeMg(dir: string, g: Gray, t: MgTags): { path: string; sopInstanceUID: string } {
   const sop = uid();
+  const frames = t.frames ?? 1;
+  const pixels = new Uint16Array(g.data.length * frames);
+  for (let f = 0; f < frames; f++) pixels.set(g.data, f * g.data.length);
   const ds: DicomDataset = {
-    SOPClassUID: MG_FOR_PRESENTATION,
+    SOPClassUID: t.sopClassUID ?? MG_FOR_PRESENTATION,
     SOPInstanceUID: sop,
     StudyInstanceUID: t.studyUID,
     SeriesInstanceUID: t.seriesUID ?? uid(),
@@ -93,20 +101,21 @@ export function writeMg(dir: string, g: Gray, t: MgTags): { path: string; sopIns
     SeriesNumber: 1,
     InstanceNumber: 1,
     SeriesDescription: t.seriesDescription ?? 'mammo test',
-    ImageType: ['ORIGINAL', 'PRIMARY'],
+    ImageType: t.imageType ?? ['ORIGINAL', 'PRIMARY'],
     BodyPartExamined: 'BREAST',
     ...(t.laterality ? { ImageLaterality: t.laterality } : {}),
     ...(t.view ? { ViewPosition: t.view } : {}),
     ...(t.orientation ? { PatientOrientation: t.orientation } : {}),
     SamplesPerPixel: 1,
     PhotometricInterpretation: 'MONOCHROME2',
+    ...(frames > 1 ? { NumberOfFrames: frames } : {}),
     Rows: g.rows,
     Columns: g.columns,
     BitsAllocated: 16,
     BitsStored: g.bitsStored,
     HighBit: g.bitsStored - 1,
     PixelRepresentation: 0,
-    PixelData: [g.data.buffer.slice(g.data.byteOffset, g.data.byteOffset + g.data.byteLength) as ArrayBuffer],
+    PixelData: [pixels.buffer as ArrayBuffer],
     _vrMap: { PixelData: 'OW' },
   };
   const path = join(dir, `${sop}.dcm`);
