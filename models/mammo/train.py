@@ -50,6 +50,8 @@ CELLS = 16
 LSE_R = 4.0
 MASS = ('CIRC', 'SPIC', 'MISC')
 MAIN = MASS + ('ARCH', 'ASYM')
+# The women of golden.json's films (mdb001, mdb003, mdb028) and the tests' films: left out of the shipped model.
+GOLDEN_WOMEN = (1, 2, 14)
 
 
 # ---------------------------------------------------------------------------------------------------- preprocess
@@ -429,7 +431,7 @@ def evaluate_oof(meta, geo, women, oof_p, oof_c):
     return res, loc, ops
 
 
-def export_all(final_net, X, meta, mean, std, ops, quick, out=HERE, partner=None, version='1.0.0'):
+def export_all(final_net, X, meta, mean, std, ops, quick, out=HERE, partner=None, version='1.0.0', held_out=()):
     exp = Exported(final_net, mean, std).eval()
     ch = 1 if partner is None else 2
     onnx_path = os.path.join(out, 'model.onnx')
@@ -453,7 +455,7 @@ def export_all(final_net, X, meta, mean, std, ops, quick, out=HERE, partner=None
         xin = (stack(X, partner, np.array([i])) - mean) / std
         with torch.no_grad():
             p, c = exp(xin)
-        item = {'file': f'mg/mini-mias/{ref}.png', 'classes': meta[i]['classes'], 'tensorSum': float(xin[0, 0].sum()),
+        item = {'file': f'mg/mini-mias/{ref}.png', 'classes': meta[i]['classes'], 'heldOutFromModel': meta[i]['woman'] in held_out, 'tensorSum': float(xin[0, 0].sum()),
                 'prob': float(p[0, 0]), 'camArgmax': int(c[0].argmax()), 'camSum': float(c[0].sum())}
         if partner is not None:
             item['contralateral'] = f'mg/mini-mias/{meta[partner[i]]["ref"]}.png'
@@ -480,6 +482,10 @@ def main():
     ap.add_argument('--seed-offset', type=int, default=0,
                     help='added to the training seeds (initialisation, batches, augmentation), never to the fold split: '
                          'ensemble members trained on the same folds (tried 2026-11-25, see CARD.md)')
+    ap.add_argument('--final-only', action='store_true',
+                    help='train and export only the shipped model; the cross-validation figures and operating points in --out stay')
+    ap.add_argument('--final-on-all', action='store_true',
+                    help='train the shipped model on all 322 films, as 1.1.0 did (default: without GOLDEN_WOMEN)')
     ap.add_argument('--lesion-patches', action='store_true',
                     help='add a batch of rotated lesion-centred and random breast crops to every training step (tried, see CARD.md)')
     args = ap.parse_args()
@@ -506,13 +512,29 @@ def main():
         partner = np.array([pos['mdb%03d' % (int(m['ref'][3:]) + (1 if int(m['ref'][3:]) % 2 else -1))] for m in meta])
         assert all(women[partner] == women) and all(partner != np.arange(len(meta))) and all(partner[partner] == np.arange(len(meta)))
 
-    # Final model on every film.
+    # Final model on every film but those of the women whose films the tests and golden.json use (GOLDEN_WOMEN), so that
+    # `radnode analyze` in the tests reads mini-MIAS films the shipped model has not seen (issue 6). 1.1.0 and earlier
+    # trained on all 322 (--final-on-all reproduces them).
     t1 = time.time()
-    net = train(X, M, y, coords, np.arange(len(meta)), epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches)
+    final_idx = np.array([i for i, m in enumerate(meta) if args.final_on_all or m['woman'] not in GOLDEN_WOMEN])
+    print(f'final model: {len(final_idx)} films ({len(meta) - len(final_idx)} held out for the tests)', flush=True)
+    net = train(X, M, y, coords, final_idx, epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches)
     final_s = time.time() - t1
     final_net = net
     torch.save(net.state_dict(), os.path.join(scratch, 'final.pt'))
-    export_all(final_net, X, meta, mean, std, {'positive': {'threshold': 0.5}}, quick=args.quick, out=out, partner=partner, version=args.version)
+    held_out = () if args.final_on_all else GOLDEN_WOMEN
+    if args.final_only:
+        # The cross-validation does not depend on the final model: keep its figures and operating points (metrics.json,
+        # manifest.json in --out, from the full run of the same recipe) and replace only the shipped network.
+        prev = json.load(open(os.path.join(out, 'metrics.json')))
+        ops = json.load(open(os.path.join(out, 'manifest.json')))['operatingPoints']
+        export_all(final_net, X, meta, mean, std, ops, quick=args.quick, out=out, partner=partner, version=args.version, held_out=held_out)
+        prev.update({'finalModelSeconds': round(final_s), 'onnxBytes': os.path.getsize(os.path.join(out, 'model.onnx')),
+                     'finalHeldOutWomen': list(held_out), 'finalFilms': int(len(final_idx))})
+        json.dump(prev, open(os.path.join(out, 'metrics.json'), 'w'), indent=1)
+        print('final model only: done', round(time.time() - t0), 's', flush=True)
+        return
+    export_all(final_net, X, meta, mean, std, {'positive': {'threshold': 0.5}}, quick=args.quick, out=out, partner=partner, version=args.version, held_out=held_out)
     # 5 folds of women, stratified by whether the woman has any lesion.
     rng = np.random.RandomState(SEED)
     wpos = sorted({w for w, yy in zip(women, y) if yy})
@@ -542,9 +564,9 @@ def main():
     res, loc, ops = evaluate_oof(meta, geo, women, oof_p, oof_c)
     print(json.dumps({k: v for k, v in res.items() if k != 'byTissue'}), json.dumps(ops), 'loc', loc['rate'], loc['strictRate'], flush=True)
 
-    sha = export_all(final_net, X, meta, mean, std, ops, quick=args.quick, out=out, partner=partner, version=args.version)
+    sha = export_all(final_net, X, meta, mean, std, ops, quick=args.quick, out=out, partner=partner, version=args.version, held_out=held_out)
     n_params = sum(p.numel() for p in final_net.parameters())
-    metrics = {'epochs': epochs, 'params': n_params, 'onnxBytes': os.path.getsize(os.path.join(out, 'model.onnx')), 'normalise': {'mean': mean, 'std': std},
+    metrics = {'epochs': epochs, 'params': n_params, 'onnxBytes': os.path.getsize(os.path.join(out, 'model.onnx')), 'normalise': {'mean': mean, 'std': std}, 'finalHeldOutWomen': list(held_out), 'finalFilms': int(len(final_idx)),
                'trainSecondsTotal': round(time.time() - t0), 'finalModelSeconds': round(final_s), 'cv': res, 'operatingPoints': ops,
                'massPeakInCircle': loc, 'folds': [int((fold == k).sum()) for k in range(5)],
                'oof': [{'ref': m['ref'], 'p': round(float(pp), 4)} for m, pp in zip(meta, oof_p)]}
