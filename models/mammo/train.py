@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Train, cross-validate and export the radnode mammography model 'mammo-mias' (issue 6).
 
-    /usr/bin/python3 models/mammo/train.py            # 5-fold CV + final model, ~20 min on 2 cores
+    /usr/bin/python3 models/mammo/train.py --lesion-patches --seed-offset 1 --version 1.2.0
+                                                      # the shipped 1.2.0: 5-fold CV + final model, ~27 min on 2 cores
+    /usr/bin/python3 models/mammo/train.py --seed-offset 0 --final-on-all --version 1.1.0   # the recipe of 1.1.0
     /usr/bin/python3 models/mammo/train.py --quick    # 1 epoch each: a smoke test of the pipeline
     /usr/bin/python3 models/mammo/train.py --bilateral --threads 1   # experiment: 2-channel input (this film +
                                                       # the same woman's other-side film); writes to /tmp/mammo/bilateral
@@ -476,7 +478,7 @@ def main():
     ap.add_argument('--bilateral', action='store_true', help='2-channel input: this film + the same woman\'s other-side film')
     ap.add_argument('--out', help='where model.onnx, manifest.json, golden.json, metrics.json go '
                     '(default: next to this script; with --bilateral: /tmp/mammo/bilateral)')
-    ap.add_argument('--version', default='1.1.0')
+    ap.add_argument('--version', default='dev', help='written into the manifest; releases name theirs (1.2.0: see the docstring)')
     ap.add_argument('--size', type=int, default=SIZE,
                     help='model input side in pixels (a multiple of 16; the cell map is size/16 square). 1.1.0: 256')
     ap.add_argument('--seed-offset', type=int, default=0,
