@@ -236,7 +236,7 @@ PATCH_BATCH = 16
 
 
 def lesion_patches(X, M, lesion_films, tissue_films, g):
-    """--lesion-patches (tried 2026-11-25, see CARD.md): a batch of PATCH-px crops, half centred on a random pixel of a
+    """--lesion-patches (1.2.0's recipe, CARD.md): a batch of PATCH-px crops, half centred on a random pixel of a
     lesion circle (so the lesion sits anywhere near the middle), half on a random breast pixel of any film, each turned
     by any angle and mirrored: a mass or distortion has no preferred orientation, so a crop can use every rotation
     where a whole film cannot. Returns crops and their lesion masks."""
@@ -489,7 +489,7 @@ def main():
     ap.add_argument('--final-on-all', action='store_true',
                     help='train the shipped model on all 322 films, as 1.1.0 did (default: without GOLDEN_WOMEN)')
     ap.add_argument('--lesion-patches', action='store_true',
-                    help='add a batch of rotated lesion-centred and random breast crops to every training step (tried, see CARD.md)')
+                    help='add a batch of rotated lesion-centred and random breast crops to every training step (1.2.0)')
     args = ap.parse_args()
     if args.size % 16 or not 128 <= args.size <= 1024:
         sys.exit(f'--size {args.size}: expected a multiple of 16 in 128..1024')
