@@ -14,9 +14,9 @@ type SeriesOf = DetectorInput['series'][number];
 export type ImagesRead = { read: number; skipped: SkippedSeries[]; heatmaps: Heatmap[]; timingsMs: Record<string, number> };
 
 /**
- * The 2D detectors' loop over every image of every input series: each goes through the worker (`infer`), a colour
- * or (for mammograms) multi-frame image or one `refuse` turns down is listed as not processed with its SOP Instance UID, every other image's heatmap
- * is kept and `each` turns its scores into findings. Stage timings are summed over the images.
+ * The 2D detectors' loop over every image of every input series: each goes through the worker (`infer`); a colour
+ * image, a multi-frame one (mammograms) or one `refuse` turns down is listed as not processed with its SOP Instance
+ * UID; every other image's heatmap is kept and `each` turns its scores into findings. Stage timings are summed.
  */
 export async function readEachImage<R extends ImageReply>(
   input: DetectorInput,
