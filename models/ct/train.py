@@ -101,6 +101,13 @@ def gaussian_1d(sigma):
     return k / k.sum(), r
 
 
+def inplane_blur(v, sigma):
+    """Gaussian blur of [1,1,Z,Y,X] along y then x (sigma in voxels), edges replicated."""
+    k, r = gaussian_1d(sigma)
+    v = F.conv3d(F.pad(v, (0, 0, r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1, 1))
+    return F.conv3d(F.pad(v, (r, r, 0, 0, 0, 0), mode='replicate'), k.view(1, 1, 1, 1, -1))
+
+
 def resolution_blur(x, gen, p_z=0.5, z_sigma=(0.3, 1.0), p_xy=0.25, xy_sigma=(0.3, 0.6)):
     """Random loss of resolution (tried as a 1.4.0 recipe, not shipped: models/ct/CARD.md): the two training scans have 2.5 mm and 1.25 mm slices and one kernel each,
     while LIDC scans run from 0.6 to 3 mm and soft to sharp kernels. Per sample, with probability p_z a Gaussian blur
@@ -116,9 +123,7 @@ def resolution_blur(x, gen, p_z=0.5, z_sigma=(0.3, 1.0), p_xy=0.25, xy_sigma=(0.
             k, r = gaussian_1d(float(z_sigma[0] + (z_sigma[1] - z_sigma[0]) * u(1)))
             v = F.conv3d(F.pad(v, (0, 0, 0, 0, r, r), mode='replicate'), k.view(1, 1, -1, 1, 1))
         if bxy[i]:
-            k, r = gaussian_1d(float(xy_sigma[0] + (xy_sigma[1] - xy_sigma[0]) * u(1)))
-            v = F.conv3d(F.pad(v, (0, 0, r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1, 1))
-            v = F.conv3d(F.pad(v, (r, r, 0, 0, 0, 0), mode='replicate'), k.view(1, 1, 1, 1, -1))
+            v = inplane_blur(v, float(xy_sigma[0] + (xy_sigma[1] - xy_sigma[0]) * u(1)))
         out[i:i + 1] = v
     return out
 
@@ -138,11 +143,8 @@ def kernel_sharpen(x, gen, p=0.5, gain=(0.0, 1.5), sigma=(0.7, 1.2)):
         g = float(gain[0] + (gain[1] - gain[0]) * u(1))
         s = float(sigma[0] + (sigma[1] - sigma[0]) * u(1))
         for c in range(x.shape[1]):
-            k, r = gaussian_1d(s / 2 ** c)
             v = x[i:i + 1, c:c + 1]
-            b = F.conv3d(F.pad(v, (0, 0, r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1, 1))
-            b = F.conv3d(F.pad(b, (r, r, 0, 0, 0, 0), mode='replicate'), k.view(1, 1, 1, 1, -1))
-            out[i, c] = (v + g * (v - b)).clamp(0, 1)[0, 0]
+            out[i, c] = (v + g * (v - inplane_blur(v, s / 2 ** c))).clamp(0, 1)[0, 0]
     return out
 
 
