@@ -8,6 +8,9 @@ type ImageReply =
   | { kind: 'ok'; rows: number; columns: number; heatmap?: Float32Array; timingsMs: StageTimings }
   | ImageRefused;
 
+/** The coded reason for each worker refusal: a new refusal kind cannot compile without one. */
+const REFUSAL_REASON: Record<ImageRefused['reason'], Code> = { colour: NOT_PROCESSED.colourImage, multiframe: NOT_PROCESSED.multiFrame };
+
 type Source = { sopInstanceUID: string; path: string };
 type SeriesOf = DetectorInput['series'][number];
 
@@ -35,7 +38,7 @@ export async function readEachImage<R extends ImageReply>(
       const reply = await infer(inst);
       timings.decode += reply.timingsMs.decode;
       if (reply.kind === 'refused') {
-        skip(reply.reason === 'multiframe' ? NOT_PROCESSED.multiFrame : NOT_PROCESSED.colourImage, inst, reply.detail);
+        skip(REFUSAL_REASON[reply.reason], inst, reply.detail);
         continue;
       }
       const ok = reply as Extract<R, { kind: 'ok' }>;

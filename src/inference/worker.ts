@@ -54,7 +54,6 @@ async function open(req: OpenRequest): Promise<OpenReply> {
 const now = () => performance.now();
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
-
 type FirstFrame = { session: ort.InferenceSession; instance: DicomInstance; frame: DecodedFrame; decode: number };
 
 /**
