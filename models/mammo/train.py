@@ -235,17 +235,33 @@ PATCH = 128        # --lesion-patches: crop side in input px (8x8 cells)
 PATCH_BATCH = 16
 
 
-def lesion_patches(X, M, lesion_films, tissue_films, g):
+def lesion_patches(X, M, lesion_films, tissue_films, g, hard=None):
     """--lesion-patches (1.2.0's recipe, CARD.md): a batch of PATCH-px crops, half centred on a random pixel of a
     lesion circle (so the lesion sits anywhere near the middle), half on a random breast pixel of any film, each turned
     by any angle and mirrored: a mass or distortion has no preferred orientation, so a crop can use every rotation
-    where a whole film cannot. Returns crops and their lesion masks."""
+    where a whole film cannot. With `hard` (--hard-negatives: cell weights [len(tissue_films), CELLS, CELLS]), half of
+    the breast crops are centred in a lesion-free cell drawn in proportion to its weight instead. Returns crops and
+    their lesion masks."""
     n = PATCH_BATCH
+    n_hard = 0 if hard is None else (n - n // 2) // 2
     films = np.concatenate([lesion_films[torch.randint(len(lesion_films), (n // 2,), generator=g).numpy()],
-                            tissue_films[torch.randint(len(tissue_films), (n - n // 2,), generator=g).numpy()]])
+                            tissue_films[torch.randint(len(tissue_films), (n - n // 2 - n_hard,), generator=g).numpy()]])
+    cells = []
+    if n_hard:
+        picks = torch.multinomial(hard.flatten(), n_hard, replacement=True, generator=g)
+        films = np.concatenate([films, tissue_films[(picks // (CELLS * CELLS)).numpy()]])
+        cells = [divmod(int(c) % (CELLS * CELLS), CELLS) for c in picks]
     centres = []
     for k, f in enumerate(films):
-        where = (M[f, 0] > 0.5) if k < n // 2 else (X[f, 0] > TISSUE)
+        if k >= n - n_hard:
+            # a tissue pixel of the drawn cell (16 input px square)
+            ci, cj = cells[k - (n - n_hard)]
+            where = torch.zeros_like(X[f, 0], dtype=torch.bool)
+            where[ci * 16:(ci + 1) * 16, cj * 16:(cj + 1) * 16] = X[f, 0, ci * 16:(ci + 1) * 16, cj * 16:(cj + 1) * 16] > TISSUE
+            if not where.any():
+                where = X[f, 0] > TISSUE
+        else:
+            where = (M[f, 0] > 0.5) if k < n // 2 else (X[f, 0] > TISSUE)
         ys, xs = torch.nonzero(where, as_tuple=True)
         j = int(torch.randint(len(ys), (1,), generator=g))
         centres.append((float(xs[j]) + 0.5, float(ys[j]) + 0.5))
@@ -290,7 +306,23 @@ def stack(X, partner, b, g=None):
     return torch.cat([X[b], c], 1)
 
 
-def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=False):
+def hard_negative_weights(net, X, M, films, mean, std):
+    """--hard-negatives: the current network's lesion probability per cell of each film, zero where a cell holds any
+    lesion pixel or is mostly outside the breast: where it now sees a lesion that is not one."""
+    net.eval()
+    with torch.no_grad():
+        w = torch.cat([torch.sigmoid(net((X[films[i:i + 64]] - mean) / std)[1][:, 0]) for i in range(0, len(films), 64)])
+    net.train()
+    lesion = F.adaptive_max_pool2d(M[films], CELLS)[:, 0] > 0
+    breast = F.adaptive_avg_pool2d((X[films] > TISSUE).float(), CELLS)[:, 0] > 0.5
+    return w * (~lesion & breast)
+
+
+HARD_FROM = 0.2    # --hard-negatives: share of the epochs before the first mining (the one-cycle warm-up)
+HARD_EVERY = 4     # epochs between minings
+
+
+def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=False, hard_negatives=False):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     net = MammoNet(1 if partner is None else 2)
@@ -301,8 +333,12 @@ def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=F
     pos_w = torch.tensor(float((y[idx] == 0).sum() / max(1, (y[idx] == 1).sum())))
     lesion_films = idx[coords[idx] & (y[idx] == 1)]
     tissue_films = idx[coords[idx] | (y[idx] == 0)]  # films whose mask is complete (no lesion without coordinates)
+    hard = None
     for ep in range(epochs):
         net.train()
+        first = math.ceil(HARD_FROM * epochs)
+        if hard_negatives and ep >= first and (ep - first) % HARD_EVERY == 0:
+            hard = hard_negative_weights(net, X, M, tissue_films, mean, std)
         perm = idx[torch.randperm(len(idx), generator=g).numpy()]
         tot = 0.0
         for i in range(0, len(perm), bs):
@@ -322,7 +358,7 @@ def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=F
             cl = F.binary_cross_entropy_with_logits(cells, mt, reduction='none', pos_weight=torch.tensor(8.0))
             loss = loss + (cl * use).sum() / max(1.0, float(use.sum()) * CELLS * CELLS)
             if patches:
-                px, pm = lesion_patches(X, M, lesion_films, tissue_films, g)
+                px, pm = lesion_patches(X, M, lesion_films, tissue_films, g, hard)
                 pimg, pcells = net((px - mean) / std)
                 pt = (F.adaptive_avg_pool2d(pm, PATCH // 16) > 0.15).float()
                 loss = loss + F.binary_cross_entropy_with_logits(pimg, pt.flatten(1).amax(1, keepdim=True)) \
@@ -490,7 +526,12 @@ def main():
                     help='train the shipped model on all 322 films, as 1.1.0 did (default: without GOLDEN_WOMEN)')
     ap.add_argument('--lesion-patches', action='store_true',
                     help='add a batch of rotated lesion-centred and random breast crops to every training step (1.2.0)')
+    ap.add_argument('--hard-negatives', action='store_true',
+                    help='with --lesion-patches: half of the breast crops centred where the network (re-run every '
+                         f'{HARD_EVERY} epochs) sees a lesion that is not one (tried 2026-11-25, CARD.md)')
     args = ap.parse_args()
+    if args.hard_negatives and not args.lesion_patches:
+        sys.exit('--hard-negatives needs --lesion-patches')
     if args.size % 16 or not 128 <= args.size <= 1024:
         sys.exit(f'--size {args.size}: expected a multiple of 16 in 128..1024')
     SIZE, CELLS = args.size, args.size // 16
@@ -520,7 +561,7 @@ def main():
     t1 = time.time()
     final_idx = np.array([i for i, m in enumerate(meta) if args.final_on_all or m['woman'] not in GOLDEN_WOMEN])
     print(f'final model: {len(final_idx)} films ({len(meta) - len(final_idx)} held out for the tests)', flush=True)
-    net = train(X, M, y, coords, final_idx, epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches)
+    net = train(X, M, y, coords, final_idx, epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches, args.hard_negatives)
     final_s = time.time() - t1
     final_net = net
     torch.save(net.state_dict(), os.path.join(scratch, 'final.pt'))
@@ -554,7 +595,7 @@ def main():
     for k in range(5):
         tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
         t1 = time.time()
-        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k + 1000 * args.seed_offset, partner, args.lesion_patches)
+        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k + 1000 * args.seed_offset, partner, args.lesion_patches, args.hard_negatives)
         p, c = predict(net, X, mean, std, partner, te)
         oof_p[te], oof_c[te] = p, c
         if partner is not None:
