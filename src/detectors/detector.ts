@@ -17,6 +17,8 @@ export type SeriesInfo = {
   photometricInterpretation?: string;
   samplesPerPixel?: number;
   instanceCount: number;
+  /** How many of them hold more than one frame (a tomosynthesis slice stack, an enhanced multi-frame object). */
+  multiFrameCount?: number;
   isOwn: boolean;
 };
 

@@ -60,6 +60,7 @@ export function readIngestHeader(bytes: Uint8Array): IngestHeader {
     sliceThicknessMm: num('SliceThickness'),
     photometricInterpretation: text('PhotometricInterpretation'),
     samplesPerPixel: num('SamplesPerPixel'),
+    numberOfFrames: num('NumberOfFrames'),
     manufacturer: text('Manufacturer'),
     contributingDeviceUIDs: h.items('ContributingEquipmentSequence').map((c) => c.string('DeviceUID')?.trim()).filter((x): x is string => !!x),
   };

@@ -210,6 +210,15 @@ ALTER TABLE series ADD COLUMN samples_per_pixel INTEGER;
 ALTER TABLE outputs ADD COLUMN purged_at INTEGER;
 `,
   },
+  {
+    // Number of Frames per instance: a series whose every object is a multi-frame stack (breast tomosynthesis slices)
+    // is refused at routing, before any job; rows from before it count as single-frame, and the worker still refuses
+    // such an object per image.
+    version: 5,
+    sql: `
+ALTER TABLE instances ADD COLUMN number_of_frames INTEGER;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -39,6 +39,17 @@ describe('SqliteStore', () => {
     expect((await s.getStudy('ST1'))!.state).toBe('receiving');
   });
 
+  it('counts the multi-frame objects of each series, so routing can refuse a series of slice stacks from its header', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('stack-1', 'TOMO', 'ST1', { modality: 'MG', numberOfFrames: 48 }));
+    await s.recordInstance(inst('stack-2', 'TOMO', 'ST1', { modality: 'MG', numberOfFrames: 52 }));
+    await s.recordInstance(inst('view', 'MIXED', 'ST1', { modality: 'MG', numberOfFrames: 1 }));
+    await s.recordInstance(inst('stack-3', 'MIXED', 'ST1', { modality: 'MG', numberOfFrames: 3 }));
+    await s.recordInstance(inst('plain', 'PLAIN', 'ST1', { modality: 'MG' }));
+    const counts = Object.fromEntries((await s.listSeries('ST1')).map((r) => [r.series_uid, [r.instance_count, r.multiframe_count]]));
+    expect(counts).toEqual({ TOMO: [2, 2], MIXED: [2, 1], PLAIN: [1, 0] });
+  });
+
   it('runs a job through queued → running → written → delivered with one audit row per transition', async () => {
     const s = SqliteStore.open(':memory:');
     await s.recordInstance(inst('1'));

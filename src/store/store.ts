@@ -169,10 +169,10 @@ export class SqliteStore {
         this.db.prepare('UPDATE series SET last_received_at = ? WHERE series_uid = ?').run(now, rec.seriesInstanceUID);
       }
       this.db
-        .prepare(`INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, instance_number, transfer_syntax_uid, path, size, sha256, source, is_own, received_at)
-                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .prepare(`INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, instance_number, transfer_syntax_uid, path, size, sha256, source, is_own, received_at, number_of_frames)
+                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(rec.sopInstanceUID, rec.seriesInstanceUID, rec.studyInstanceUID, rec.sopClassUID, rec.instanceNumber ?? null,
-          rec.transferSyntaxUID ?? null, rec.path, rec.size, rec.sha256, rec.source, rec.isOwn ? 1 : 0, now);
+          rec.transferSyntaxUID ?? null, rec.path, rec.size, rec.sha256, rec.source, rec.isOwn ? 1 : 0, now, rec.numberOfFrames ?? null);
       // Our own outputs coming back (Orthanc re-sends whole studies) must neither delay nor re-open a study.
       const reopened = rec.isOwn ? false : this.arrivedSync(rec.studyInstanceUID, study?.state, { series: rec.seriesInstanceUID }, now);
       return { reopened, newSeries: !seriesExists };
@@ -236,7 +236,8 @@ export class SqliteStore {
 
   async listSeries(studyUID: string): Promise<SeriesRow[]> {
     return this.db
-      .prepare(`SELECT s.*, (SELECT COUNT(*) FROM instances i WHERE i.series_uid = s.series_uid) AS instance_count
+      .prepare(`SELECT s.*, (SELECT COUNT(*) FROM instances i WHERE i.series_uid = s.series_uid) AS instance_count,
+                       (SELECT COUNT(*) FROM instances i WHERE i.series_uid = s.series_uid AND i.number_of_frames > 1) AS multiframe_count
                 FROM series s WHERE study_uid = ? ORDER BY series_number, series_uid`)
       .all(studyUID) as SeriesRow[];
   }

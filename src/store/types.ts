@@ -29,6 +29,9 @@ export type InstanceAttributes = {
   sliceThicknessMm?: number;
   photometricInterpretation?: string;
   samplesPerPixel?: number;
+  // instance attributes
+  /** Number of Frames: a breast tomosynthesis stack is refused at routing when every object of its series has several. */
+  numberOfFrames?: number;
 };
 
 export type InstanceRecord = InstanceAttributes & {
@@ -71,6 +74,8 @@ export type SeriesRow = {
   route_reason_code: string | null;
   route_reason_detail: string | null;
   instance_count: number;
+  /** Instances with Number of Frames > 1 (listSeries counts them). */
+  multiframe_count: number;
 };
 
 /** What a job was computed from: the series and instances its detector selected, with content hashes. */

@@ -22,6 +22,7 @@ export function seriesInfoOf(row: SeriesRow): SeriesInfo {
     photometricInterpretation: row.photometric ?? undefined,
     samplesPerPixel: row.samples_per_pixel ?? undefined,
     instanceCount: row.instance_count,
+    multiFrameCount: row.multiframe_count,
     isOwn: row.is_own === 1,
   };
 }

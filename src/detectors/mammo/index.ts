@@ -51,6 +51,10 @@ export function selectMammogram(s: SeriesInfo): SelectResult {
   if (modality !== 'MG') return { accepted: false, reason: NOT_PROCESSED.declined, detail: `modality ${s.modality ?? '(none)'}: the mammography detector reads MG only` };
   const colour = refuseColour(s);
   if (colour) return colour;
+  // A series of slice stacks only is refused from its header; in a series that mixes stacks with a synthetic 2D view
+  // the worker refuses each stack when it reads it (RN-NP-MULTIFRAME either way).
+  if (s.multiFrameCount && s.multiFrameCount === s.instanceCount)
+    return { accepted: false, reason: NOT_PROCESSED.multiFrame, detail: `${s.instanceCount === 1 ? 'its one object has' : `all ${s.instanceCount} objects have`} several frames (tomosynthesis slices or projections), not a 2D view` };
   if (s.sopClassUID && PROCESSING_CLASSES.includes(s.sopClassUID))
     return { accepted: false, reason: NOT_PROCESSED.forProcessing, detail: `SOP Class ${s.sopClassUID} is "for processing"` };
   const words = [s.seriesDescription ?? '', ...(s.imageType ?? [])].join(' ');

@@ -45,6 +45,9 @@ describe('mammography detector: select, per-image refusals, view fusion', () => 
     expect(refused(series({ imageType: ['ORIGINAL', 'PRIMARY', 'CALIBRATION'] }))).toBe('RN-NP-QC');
     expect(refused(series({ seriesDescription: 'L CC IMPLANT DISPLACED' }))).toBe('RN-NP-IMPLANT');
     expect(refused(series({ modality: 'CT' }))).toBe('RN-NP-DECLINED');
+    // Tomosynthesis: a series of stacks only is refused from the header; one stack beside single-frame views is not.
+    expect(refused(series({ sopClassUID: '1.2.840.10008.5.1.4.1.1.13.1.3', instanceCount: 2, multiFrameCount: 2 }))).toBe('RN-NP-MULTIFRAME');
+    expect(refused(series({ sopClassUID: '1.2.840.10008.5.1.4.1.1.13.1.3', instanceCount: 2, multiFrameCount: 1 }))).toBeNull();
   });
 
   it('refuses images by Presentation Intent, view modifier and Breast Implant Present', () => {
@@ -124,18 +127,27 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
       writeMg(dir, mdb003, { studyUID: mixed, laterality: 'R', view: 'MLO' }).path,
       writeMg(dir, mdb003, { studyUID: mixed, laterality: 'R', view: 'MLO', presentationIntent: 'FOR PROCESSING' }).path,
     ];
-    add('tomo-synthetic-2d', mdb003, { laterality: 'R', view: 'MLO', sopClassUID: BTO_FOR_PRESENTATION, imageType: ['DERIVED', 'PRIMARY', 'TOMOSYNTHESIS', 'GENERATED_2D'] });
-    run = await runAnalyze([GH133, OOBO, ...Object.values(made).map((m) => m.path).filter(Boolean), ...examPaths, ...mixedPaths]);
+    const synthetic2d = { laterality: 'R' as const, view: 'MLO', sopClassUID: BTO_FOR_PRESENTATION, imageType: ['DERIVED', 'PRIMARY', 'TOMOSYNTHESIS', 'GENERATED_2D'] };
+    add('tomo-synthetic-2d', mdb003, synthetic2d);
+    // One series holding a slice stack and the synthetic 2D view: routing takes the series, the worker refuses the stack.
+    const tomoMixed = uid();
+    const tomoSeries = uid();
+    made['tomo-mixed'] = { path: '', studyUID: tomoMixed };
+    const tomoMixedPaths = [
+      writeMg(dir, mdb003, { studyUID: tomoMixed, seriesUID: tomoSeries, laterality: 'R', view: 'MLO', sopClassUID: BTO_FOR_PRESENTATION, frames: 3 }).path,
+      writeMg(dir, mdb003, { ...synthetic2d, studyUID: tomoMixed, seriesUID: tomoSeries }).path,
+    ];
+    run = await runAnalyze([GH133, OOBO, ...Object.values(made).map((m) => m.path).filter(Boolean), ...examPaths, ...mixedPaths, ...tomoMixedPaths]);
   }, 300_000);
 
-  it('every study is read by the mammo detector and delivered', () => {
+  it('every study but the tomosynthesis stack is read by the mammo detector and delivered', () => {
     expect(run.code).toBe(0);
     expect(run.summary.problems).toEqual([]);
-    expect(run.summary.notProcessed).toEqual([]);
+    expect(run.summary.notProcessed.map((n) => n.studyInstanceUID)).toEqual([made['tomo-slices'].studyUID]);
     for (const r of run.summary.results) {
       expect(r.detector).toBe('mammo');
       expect(r.state).toBe('delivered');
-      if (r.studyInstanceUID === made.pattern.studyUID || r.studyInstanceUID === made['tomo-slices'].studyUID) continue;
+      if (r.studyInstanceUID === made.pattern.studyUID) continue;
       expect(r.outputs.length).toBeGreaterThanOrEqual(2);
       for (const f of r.findings) if (f.place) expect((f.place as Place2D).shape).toBe('ellipse');
     }
@@ -210,12 +222,15 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
     expect(r.skipped.map((s) => s.reason.value)).toEqual(['RN-NP-QC']);
   });
 
-  it('breast tomosynthesis: a multi-frame object (slices) is refused with a coded reason; a synthetic 2D view is read as a mammogram', () => {
-    const slices = resultOf('tomo-slices');
-    expect(slices.findings).toEqual([]);
-    expect(slices.priority).toBe('unprocessed');
-    expect(slices.skipped.map((s) => s.reason.value)).toEqual(['RN-NP-MULTIFRAME']);
-    expect(slices.skipped[0].detail).toMatch(/3 frames/);
+  it('breast tomosynthesis: a series of slice stacks is refused at routing, a stack beside a synthetic 2D view per image; the synthetic view is read as a mammogram', () => {
+    expect(run.summary.results.some((r) => r.studyInstanceUID === made['tomo-slices'].studyUID)).toBe(false);
+    const [stack] = run.summary.notProcessed;
+    expect(stack.reason.value).toBe('RN-NP-MULTIFRAME');
+    expect(stack.detail).toMatch(/several frames/);
+    const mixed = resultOf('tomo-mixed');
+    expect(mixed.skipped.map((s) => s.reason.value)).toEqual(['RN-NP-MULTIFRAME']);
+    expect(mixed.skipped[0].detail).toMatch(/3 frames/);
+    expect(mixed.studyScore).toBeCloseTo(resultOf('mdb003').studyScore!, 4);
     const synthetic = resultOf('tomo-synthetic-2d');
     expect(synthetic.skipped).toEqual([]);
     expect(synthetic.studyScore).toBeCloseTo(resultOf('mdb003').studyScore!, 4);
