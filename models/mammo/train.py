@@ -279,6 +279,49 @@ def lesion_patches(X, M, lesion_films, tissue_films, g, hard=None):
     return intensity(x, g), m
 
 
+PASTE_P = 0.3      # --copy-paste: share of the normal films in a batch that receive a lesion
+
+
+def paste_lesions(X, M, y, b, donors, g):
+    """--copy-paste (tried 2026-11-25, CARD.md): for PASTE_P of the normal films in batch b, add one lesion of a
+    random donor film (a training film with one circle of a mass, distortion or asymmetry) at a random place inside
+    the breast, and label that film positive with the moved circle as its mask. The lesion is added as its excess over
+    the donor's own surroundings (mean of the ring 1-1.6 radii out), fading from 0.7 to 1.3 radii: film density is
+    roughly a sum of attenuations, so a lesion adds to whatever tissue lies under it, and no sharp seam is pasted.
+    Returns the batch's films, masks and labels (copies where changed)."""
+    x, m, yb = X[b].clone(), M[b].clone(), y[b].copy()
+    yy, xx = torch.meshgrid(torch.arange(SIZE) + 0.5, torch.arange(SIZE) + 0.5, indexing='ij')
+    for k, f in enumerate(b):
+        if y[f] != 0 or float(torch.rand(1, generator=g)) >= PASTE_P:
+            continue
+        d = donors[int(torch.randint(len(donors), (1,), generator=g))]
+        ys, xs = torch.nonzero(M[d, 0] > 0.5, as_tuple=True)
+        cy, cx = float(ys.float().mean()) + 0.5, float(xs.float().mean()) + 0.5
+        ry, rx = (float(ys.max() - ys.min()) + 1) / 2, (float(xs.max() - xs.min()) + 1) / 2
+        rho = torch.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+        ring = (rho > 1) & (rho < 1.6) & (X[d, 0] > TISSUE)
+        if not ring.any():
+            continue
+        field = ((1.3 - rho) / 0.6).clamp(0, 1) * (X[d, 0] - X[d, 0][ring].mean())
+        disc = (M[d, 0] > 0.5).float()
+        tissue = X[f, 0] > TISSUE
+        ty, tx = torch.nonzero(tissue, as_tuple=True)
+        for _ in range(10):
+            j = int(torch.randint(len(ty), (1,), generator=g))
+            dy, dx = int(ty[j]) - round(cy - 0.5), int(tx[j]) - round(cx - 0.5)
+            # the faded support (1.3 radii) must stay on the image and the lesion itself on breast tissue
+            if not (1.3 * ry <= cy + dy <= SIZE - 1.3 * ry and 1.3 * rx <= cx + dx <= SIZE - 1.3 * rx):
+                continue
+            moved = torch.roll(disc, (dy, dx), (0, 1))
+            if float(tissue[moved > 0].float().mean()) < 0.9:
+                continue
+            x[k, 0] = (x[k, 0] + torch.roll(field, (dy, dx), (0, 1))).clamp(0, 1)
+            m[k, 0] = torch.maximum(m[k, 0], moved)
+            yb[k] = 1
+            break
+    return x, m, yb
+
+
 def jitter(x, g):
     """--bilateral: the contralateral channel's own mild shift/scale (so registration with channel 0 is never exact)."""
     b = x.shape[0]
@@ -322,7 +365,7 @@ HARD_FROM = 0.2    # --hard-negatives: share of the epochs before the first mini
 HARD_EVERY = 4     # epochs between minings
 
 
-def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=False, hard_negatives=False):
+def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=False, hard_negatives=False, copy_paste=False, meta=None):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     net = MammoNet(1 if partner is None else 2)
@@ -330,7 +373,12 @@ def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=F
     steps = math.ceil(len(idx) / bs)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, epochs * steps), pct_start=0.2)
-    pos_w = torch.tensor(float((y[idx] == 0).sum() / max(1, (y[idx] == 1).sum())))
+    n_neg, n_pos = float((y[idx] == 0).sum()), float((y[idx] == 1).sum())
+    if copy_paste:
+        # pasted films turn negatives into positives: weight by the expected balance after pasting
+        n_neg, n_pos = n_neg * (1 - PASTE_P), n_pos + n_neg * PASTE_P
+        donors = idx[[coords[i] and y[i] == 1 and len(meta[i]['circles']) == 1 and meta[i]['circles'][0]['class'] in MAIN for i in idx]]
+    pos_w = torch.tensor(n_neg / max(1.0, n_pos))
     lesion_films = idx[coords[idx] & (y[idx] == 1)]
     tissue_films = idx[coords[idx] | (y[idx] == 0)]  # films whose mask is complete (no lesion without coordinates)
     hard = None
@@ -343,18 +391,22 @@ def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=F
         tot = 0.0
         for i in range(0, len(perm), bs):
             b = np.sort(perm[i:i + bs])
-            x, m = augment(stack(X, partner, b, g), M[b], g)
+            if copy_paste:
+                xb, mb, yb = paste_lesions(X, M, y, b, donors, g)
+            else:
+                xb, mb, yb = stack(X, partner, b, g), M[b], y[b]
+            x, m = augment(xb, mb, g)
             if partner is not None:
                 solo = torch.rand(len(b), generator=g) < SOLO
                 x[solo, 1] = x[solo, 0]
             img, cells = net((x - mean) / std)
-            yt = torch.from_numpy(y[b]).float().unsqueeze(1)
+            yt = torch.from_numpy(yb).float().unsqueeze(1)
             loss = F.binary_cross_entropy_with_logits(img, yt, pos_weight=pos_w)
             # Cell targets: lesion area per cell (normal films: all zero); lesion films without coordinates only
             # train the image logit.
             mt = F.adaptive_avg_pool2d(m, CELLS)
             mt = (mt > 0.15).float()
-            use = torch.from_numpy(coords[b] | (y[b] == 0)).float().view(-1, 1, 1, 1)
+            use = torch.from_numpy(coords[b] | (y[b] == 0)).float().view(-1, 1, 1, 1)  # a pasted normal film's mask is complete
             cl = F.binary_cross_entropy_with_logits(cells, mt, reduction='none', pos_weight=torch.tensor(8.0))
             loss = loss + (cl * use).sum() / max(1.0, float(use.sum()) * CELLS * CELLS)
             if patches:
@@ -529,7 +581,12 @@ def main():
     ap.add_argument('--hard-negatives', action='store_true',
                     help='with --lesion-patches: half of the breast crops centred where the network (re-run every '
                          f'{HARD_EVERY} epochs) sees a lesion that is not one (tried 2026-11-25, CARD.md)')
+    ap.add_argument('--copy-paste', action='store_true',
+                    help=f'add a lesion of another training film to {PASTE_P:.0%} of the normal films in each batch '
+                         '(labelled positive; tried 2026-11-25, CARD.md)')
     args = ap.parse_args()
+    if args.copy_paste and args.bilateral:
+        sys.exit('--copy-paste is for single-film input')
     if args.hard_negatives and not args.lesion_patches:
         sys.exit('--hard-negatives needs --lesion-patches')
     if args.size % 16 or not 128 <= args.size <= 1024:
@@ -561,7 +618,7 @@ def main():
     t1 = time.time()
     final_idx = np.array([i for i, m in enumerate(meta) if args.final_on_all or m['woman'] not in GOLDEN_WOMEN])
     print(f'final model: {len(final_idx)} films ({len(meta) - len(final_idx)} held out for the tests)', flush=True)
-    net = train(X, M, y, coords, final_idx, epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches, args.hard_negatives)
+    net = train(X, M, y, coords, final_idx, epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches, args.hard_negatives, args.copy_paste, meta)
     final_s = time.time() - t1
     final_net = net
     torch.save(net.state_dict(), os.path.join(scratch, 'final.pt'))
@@ -595,7 +652,7 @@ def main():
     for k in range(5):
         tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
         t1 = time.time()
-        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k + 1000 * args.seed_offset, partner, args.lesion_patches, args.hard_negatives)
+        net = train(X, M, y, coords, tr, epochs, mean, std, SEED + k + 1000 * args.seed_offset, partner, args.lesion_patches, args.hard_negatives, args.copy_paste, meta)
         p, c = predict(net, X, mean, std, partner, te)
         oof_p[te], oof_c[te] = p, c
         if partner is not None:
