@@ -16,7 +16,7 @@ import { validateFiles } from '../../results/validate.ts';
 import { NOT_PROCESSED } from '../../workflow/reasons.ts';
 import { REPO_ROOT, sharedFile } from '../../../test/helpers/paths.ts';
 import { fuseViews, refuseImage, selectMammogram, BREAST_SITE } from './index.ts';
-import { BTO_FOR_PRESENTATION, fromDicom, fromPng, luminance16, mirror, transpose, uid, writeMg } from './test-support.ts';
+import { BTO_FOR_PRESENTATION, fromDicom, fromPng, invert, luminance16, mirror, toBits, transpose, uid, writeMg } from './test-support.ts';
 
 const MANIFEST = join(REPO_ROOT, 'models/mammo/manifest.json');
 const GH133 = sharedFile('dicom/fo-dicom/GH133.dcm');
@@ -118,6 +118,10 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
     add('pattern', await luminance16(PATTERN), {});
     // Breast tomosynthesis: a stack of slices is refused; a single-frame synthetic 2D view is read like the film.
     const mdb003 = fromPng(sharedFile('mg/mini-mias/mdb003.png'));
+    // Intensity (issue 6, item 2): the film as MONOCHROME1, at 12 and 16 bits, and with a narrow VOI window attached.
+    add('mdb003-mono1', invert(mdb003), { laterality: 'R', view: 'MLO', photometric: 'MONOCHROME1' });
+    add('mdb003-12bit', toBits(mdb003, 12), { laterality: 'R', view: 'MLO' });
+    add('mdb003-16bit-mono1-voi', invert(toBits(mdb003, 16)), { laterality: 'R', view: 'MLO', photometric: 'MONOCHROME1', voi: { center: 20000, width: 4000, fn: 'SIGMOID' } });
     add('tomo-slices', mdb003, { laterality: 'R', view: 'MLO', sopClassUID: BTO_FOR_PRESENTATION, frames: 3 });
     // A study with one view for presentation and one whose Presentation Intent says for processing: the second is
     // listed in the SR as not processed (a per-image refusal written through the SR's code checks).
@@ -220,6 +224,16 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
     expect(r.findings).toEqual([]);
     expect(r.priority).toBe('unprocessed');
     expect(r.skipped.map((s) => s.reason.value)).toEqual(['RN-NP-QC']);
+  });
+
+  it('intensity: MONOCHROME1, 12- and 16-bit copies and a copy carrying its own VOI window give the film\'s score and finding', () => {
+    const film = resultOf('mdb003');
+    for (const key of ['mdb003-mono1', 'mdb003-12bit', 'mdb003-16bit-mono1-voi']) {
+      const r = resultOf(key);
+      expect(r.skipped, key).toEqual([]);
+      expect(Math.abs(r.studyScore! - film.studyScore!), key).toBeLessThanOrEqual(2e-3);
+      expect(centreOf(lesionOf(r)), key).toEqual(centreOf(lesionOf(film)));
+    }
   });
 
   it('breast tomosynthesis: a series of slice stacks is refused at routing, a stack beside a synthetic 2D view per image; the synthetic view is read as a mammogram', () => {

@@ -61,6 +61,18 @@ export function transpose(g: Gray): Gray {
   return { ...g, rows: g.columns, columns: g.rows, data: out };
 }
 
+/** Stored values turned over (max − v): with Photometric Interpretation MONOCHROME1 the same picture. */
+export function invert(g: Gray): Gray {
+  const max = 2 ** g.bitsStored - 1;
+  return { ...g, data: g.data.map((v) => max - v) };
+}
+
+/** The same picture at another bit depth (a 12- or 16-bit detector's range). */
+export function toBits(g: Gray, bits: number): Gray {
+  const k = (2 ** bits - 1) / (2 ** g.bitsStored - 1);
+  return { ...g, bitsStored: bits, data: g.data.map((v) => Math.round(v * k)) };
+}
+
 export type MgTags = {
   studyUID: string;
   seriesUID?: string;
@@ -75,6 +87,10 @@ export type MgTags = {
   sopClassUID?: string;
   imageType?: string[];
   frames?: number;
+  /** MONOCHROME1: the caller passes inverted values (`invert`). */
+  photometric?: 'MONOCHROME1' | 'MONOCHROME2';
+  /** A VOI window as a modality would send it (the model's percentile window replaces it). */
+  voi?: { center: number; width: number; fn?: 'LINEAR' | 'SIGMOID' };
 };
 
 export function writeMg(dir: string, g: Gray, t: MgTags): { path: string; sopInstanceUID: string } {
@@ -107,7 +123,8 @@ export function writeMg(dir: string, g: Gray, t: MgTags): { path: string; sopIns
     ...(t.view ? { ViewPosition: t.view } : {}),
     ...(t.orientation ? { PatientOrientation: t.orientation } : {}),
     SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
+    PhotometricInterpretation: t.photometric ?? 'MONOCHROME2',
+    ...(t.voi ? { WindowCenter: t.voi.center, WindowWidth: t.voi.width, ...(t.voi.fn ? { VOILUTFunction: t.voi.fn } : {}) } : {}),
     ...(frames > 1 ? { NumberOfFrames: frames } : {}),
     Rows: g.rows,
     Columns: g.columns,
