@@ -63,7 +63,10 @@ def main():
     ens = MeanOfLogits(nets).eval()
     mean, std = round(float(X.mean()), 3), round(float(X.std()), 3)
     os.makedirs(args.out, exist_ok=True)
-    T.export_all(ens, X, meta, mean, std, ops, quick=False, out=args.out, version=args.version)
+    # golden.json says whether the tests' films were left out of the model: only if every member left out the same women.
+    held = {tuple(json.load(open(os.path.join(d, 'metrics.json'))).get('finalHeldOutWomen', ())) for d in members}
+    held_out = held.pop() if len(held) == 1 else ()
+    T.export_all(ens, X, meta, mean, std, ops, quick=False, out=args.out, version=args.version, held_out=held_out)
     metrics = {'ensembleOf': members, 'params': sum(p.numel() for p in ens.parameters()),
                'onnxBytes': os.path.getsize(os.path.join(args.out, 'model.onnx')), 'normalise': {'mean': mean, 'std': std},
                'cv': res, 'operatingPoints': ops, 'massPeakInCircle': loc, 'folds': [int((oofs[0]['fold'] == k).sum()) for k in range(5)],
