@@ -73,7 +73,7 @@ export function refuseImage(r: OkReply): { reason: Code; detail: string } | unde
   if (r.implantPresent) return { reason: NOT_PROCESSED.implant, detail: 'Breast Implant Present YES' };
   // A calibration or test pattern sent as MG carries no QC word: its flat synthetic content gives it away.
   if (r.content.flatFraction > MAX_FLAT_FRACTION)
-    return { reason: NOT_PROCESSED.qualityControl, detail: `${Math.round(r.content.flatFraction * 100)}% of neighbouring pixels identical: a synthetic or calibration image, not a mammogram` };
+    return { reason: NOT_PROCESSED.qualityControl, detail: `${Math.round(r.content.flatFraction * 100)}% of neighbouring pixels identical: a synthetic or calibration image, or a film shown inverted (check Photometric Interpretation), not a readable mammogram` };
   const qc = r.imageType.find((t) => QC_WORDS.test(t));
   if (qc) return { reason: NOT_PROCESSED.qualityControl, detail: `Image Type ${r.imageType.join('\\')}` };
   return undefined;
