@@ -254,10 +254,12 @@ def lesion_patches(X, M, lesion_films, tissue_films, g, hard=None):
     centres = []
     for k, f in enumerate(films):
         if k >= n - n_hard:
-            # a tissue pixel of the drawn cell (16 input px square)
+            # a tissue pixel of the drawn cell
             ci, cj = cells[k - (n - n_hard)]
+            px = SIZE // CELLS
+            rows, cols = slice(ci * px, (ci + 1) * px), slice(cj * px, (cj + 1) * px)
             where = torch.zeros_like(X[f, 0], dtype=torch.bool)
-            where[ci * 16:(ci + 1) * 16, cj * 16:(cj + 1) * 16] = X[f, 0, ci * 16:(ci + 1) * 16, cj * 16:(cj + 1) * 16] > TISSUE
+            where[rows, cols] = X[f, 0, rows, cols] > TISSUE
             if not where.any():
                 where = X[f, 0] > TISSUE
         else:

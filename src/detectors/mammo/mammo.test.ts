@@ -116,12 +116,12 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
       writeMg(dir, transpose(mirror(gh)), { studyUID: exam, laterality: 'L', view: 'CC', orientation: ['FR', 'A'] }).path,
     ];
     add('pattern', await luminance16(PATTERN), {});
-    // Breast tomosynthesis: a stack of slices is refused; a single-frame synthetic 2D view is read like the film.
     const mdb003 = fromPng(sharedFile('mg/mini-mias/mdb003.png'));
     // Intensity (issue 6, item 2): the film as MONOCHROME1, at 12 and 16 bits, and with a narrow VOI window attached.
     add('mdb003-mono1', invert(mdb003), { laterality: 'R', view: 'MLO', photometric: 'MONOCHROME1' });
     add('mdb003-12bit', toBits(mdb003, 12), { laterality: 'R', view: 'MLO' });
     add('mdb003-16bit-mono1-voi', invert(toBits(mdb003, 16)), { laterality: 'R', view: 'MLO', photometric: 'MONOCHROME1', voi: { center: 20000, width: 4000, fn: 'SIGMOID' } });
+    // Breast tomosynthesis: a stack of slices is refused; a single-frame synthetic 2D view is read like the film.
     add('tomo-slices', mdb003, { laterality: 'R', view: 'MLO', sopClassUID: BTO_FOR_PRESENTATION, frames: 3 });
     // A study with one view for presentation and one whose Presentation Intent says for processing: the second is
     // listed in the SR as not processed (a per-image refusal written through the SR's code checks).
