@@ -1,3 +1,4 @@
+import { RadnodeError, type ErrorCode } from '../errors.ts';
 import type { ImageRefused, StageTimings } from '../inference/protocol.ts';
 import type { Code, Heatmap, SkippedSeries } from '../results/findings.ts';
 import { NOT_PROCESSED } from '../workflow/reasons.ts';
@@ -11,6 +12,12 @@ type ImageReply =
 /** The coded reason for each worker refusal: a new refusal kind cannot compile without one. */
 const REFUSAL_REASON: Record<ImageRefused['reason'], Code> = { colour: NOT_PROCESSED.colourImage, multiframe: NOT_PROCESSED.multiFrame };
 
+/**
+ * Errors that belong to one image's bytes, not to the job: that image is listed as not processed and the others are
+ * still read (a retry would fail the same way, and one broken view must not hide the exam's other images).
+ */
+const IMAGE_ERRORS: ReadonlySet<ErrorCode> = new Set(['RN_DICOM_MALFORMED', 'RN_DICOM_MISSING_ATTRIBUTE', 'RN_DICOM_UNSUPPORTED_TRANSFER_SYNTAX', 'RN_DICOM_DECODE_FAILED', 'RN_DICOM_TOO_LARGE']);
+
 type Source = { sopInstanceUID: string; path: string };
 type SeriesOf = DetectorInput['series'][number];
 
@@ -18,8 +25,8 @@ export type ImagesRead = { read: number; skipped: SkippedSeries[]; heatmaps: Hea
 
 /**
  * The 2D detectors' loop over every image of every input series: each goes through the worker (`infer`); a colour
- * image, a multi-frame one (mammograms) or one `refuse` turns down is listed as not processed with its SOP Instance
- * UID; every other image's heatmap is kept and `each` turns its scores into findings. Stage timings are summed.
+ * image, a multi-frame one (mammograms), an unreadable one or one `refuse` turns down is listed as not processed with
+ * its SOP Instance UID; every other image's heatmap is kept and `each` turns its scores into findings. Stage timings are summed.
  */
 export async function readEachImage<R extends ImageReply>(
   input: DetectorInput,
@@ -32,10 +39,17 @@ export async function readEachImage<R extends ImageReply>(
   const timings: StageTimings = { decode: 0, preprocess: 0, infer: 0, postprocess: 0 };
   for (const series of input.series) {
     const skip = (reason: Code, inst: Source, detail: string) =>
-      out.skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, reason, detail: `${inst.sopInstanceUID}: ${detail}` });
+      out.skipped.push({ seriesInstanceUID: series.info.seriesInstanceUID, sopInstanceUID: inst.sopInstanceUID, reason, detail: `${inst.sopInstanceUID}: ${detail}` });
     for (const inst of series.instances) {
       if (signal?.aborted) throw signal.reason;
-      const reply = await infer(inst);
+      let reply: R;
+      try {
+        reply = await infer(inst);
+      } catch (err) {
+        if (!(err instanceof RadnodeError) || !IMAGE_ERRORS.has(err.code)) throw err;
+        skip(NOT_PROCESSED.unreadable, inst, `${err.code}: ${err.message}`);
+        continue;
+      }
       timings.decode += reply.timingsMs.decode;
       if (reply.kind === 'refused') {
         skip(REFUSAL_REASON[reply.reason], inst, reply.detail);

@@ -58,8 +58,14 @@ export type MammogramReply =
       /** Per-image facts the series attributes do not carry: the detector refuses on them with a coded reason. */
       presentationIntent: string;
       imageType: string[];
+      /** View Position as stored, and View Code Sequence's first item as "value meaning". */
+      viewPosition: string;
+      viewCode: string;
+      /** "value meaning" of each View Modifier, nested in View Code Sequence (PS3.3 C.8.11.7) or at the top level. */
       viewModifiers: string[];
       implantPresent: boolean;
+      /** Quality Control Image (0028,0300): YES, NO, BOTH or ''. */
+      qualityControlImage: string;
       /** Content checks (mammogram.ts): a synthetic, mostly flat image is not read as a breast. */
       content: MammoContent;
       scores: number[];

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { decodeFrames, percentileWindow, physicalValues, modalityLut, readInstance, toDisplay, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
+import { decodeFrames, percentileWindow, physicalValues, modalityLut, readInstance, toDisplay, type DataSetView, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
 import { runCt, sessionClassifier } from './ct.ts';
@@ -129,6 +129,8 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
   return { value, transfer: heatmap ? [heatmap.buffer as ArrayBuffer] : [] };
 }
 
+const codeText = (item: DataSetView): string => `${item.string('CodeValue') ?? ''} ${item.string('CodeMeaning') ?? ''}`.trim();
+
 async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply; transfer: ArrayBuffer[] }> {
   const f = await firstFrame(req, true);
   if ('kind' in f) return { value: f, transfer: [] };
@@ -157,8 +159,12 @@ async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply
     orientation: { transpose: orientation.transpose, flipHorizontal: orientation.flipHorizontal, flipVertical: orientation.flipVertical, source: orientation.source },
     presentationIntent: (h.string('PresentationIntentType') ?? '').trim().toUpperCase(),
     imageType: h.strings('ImageType').map((s) => s.trim().toUpperCase()),
-    viewModifiers: h.items('ViewCodeSequence').flatMap((v) => v.items('ViewModifierCodeSequence')).map((m) => `${m.string('CodeValue') ?? ''} ${m.string('CodeMeaning') ?? ''}`.trim()),
+    viewPosition: (h.string('ViewPosition') ?? '').trim().toUpperCase(),
+    viewCode: h.items('ViewCodeSequence').slice(0, 1).map(codeText).join(''),
+    // Some producers write the modifiers beside View Code Sequence rather than inside it: read both.
+    viewModifiers: [...h.items('ViewCodeSequence').flatMap((v) => v.items('ViewModifierCodeSequence')), ...h.items('ViewModifierCodeSequence')].map(codeText),
     implantPresent: (h.string('BreastImplantPresent') ?? '').trim().toUpperCase() === 'YES',
+    qualityControlImage: (h.string('QualityControlImage') ?? '').trim().toUpperCase(),
     content,
     scores, cam, peak, heatmap, timingsMs: { decode, preprocess, infer, postprocess },
   };

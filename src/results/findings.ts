@@ -38,7 +38,8 @@ export type Priority = 'urgent' | 'positive' | 'negative' | 'unprocessed';
 
 export type Heatmap = { sopInstanceUID: string; frame?: number; width: number; height: number; values: Float32Array };
 
-export type SkippedSeries = { seriesInstanceUID: string; reason: Code; detail: string };
+/** A series, or one image of it (`sopInstanceUID` set), that was not processed, with the coded reason. */
+export type SkippedSeries = { seriesInstanceUID: string; sopInstanceUID?: string; reason: Code; detail: string };
 
 export type DetectorIdentity = { id: string; version: string; modelSha256: string };
 

@@ -58,8 +58,12 @@ export async function writeHeatmaps(result: DetectorResult, sources: SourceInsta
 export async function sourceSeriesNumbers(sources: SourceInstance[]): Promise<number[]> {
   const firstOfSeries = new Map<string, SourceInstance>();
   for (const s of sources) if (!firstOfSeries.has(s.seriesInstanceUID)) firstOfSeries.set(s.seriesInstanceUID, s);
-  const heads = await Promise.all([...firstOfSeries.values()].map(readSourceHeader));
-  return heads.map((h) => num(h.dataset, 'SeriesNumber')).filter((n): n is number => n !== undefined);
+  // A series whose only images were unreadable has no number to give; a missing file still fails the job.
+  const heads = await Promise.all([...firstOfSeries.values()].map((s) => readSourceHeader(s).catch((err: unknown) => {
+    if (err instanceof RadnodeError && err.code.startsWith('RN_DICOM_')) return undefined;
+    throw err;
+  })));
+  return heads.map((h) => h && num(h.dataset, 'SeriesNumber')).filter((n): n is number => n !== undefined);
 }
 
 /** Pixel spacing of the images that carry a bidirectional finding (its axes are written in mm). */
@@ -83,10 +87,15 @@ export const writeResultObjects: ResultWriter = async (result, sources, ctx): Pr
     throw new RadnodeError('RN_RESULT_INVALID', 'a result needs at least one source instance', { details: { studyInstanceUID: result.studyInstanceUID } });
   }
   const read = sourcesRead(result, sources);
-  const first = await readSourceHeader(read[0]);
-  const numbers = seriesNumbers(result.detector.id, await sourceSeriesNumbers(read));
+  // Images the detector turned down one by one get no heatmap SC, and their bytes are not read again: one may be
+  // the unreadable file that was the reason. The SR still lists them, with their reasons, from `skipped`.
+  const turnedDown = new Set(result.skipped.map((s) => s.sopInstanceUID).filter((u): u is string => u !== undefined));
+  const imaged = read.filter((s) => !turnedDown.has(s.sopInstanceUID));
+  const first = await readSourceHeader(imaged[0] ?? read[0]);
+  // Every read series counts for the numbers (a superseding SR keeps its series number); readable images first.
+  const numbers = seriesNumbers(result.detector.id, await sourceSeriesNumbers([...imaged, ...read.filter((s) => turnedDown.has(s.sopInstanceUID))]));
   const sr = writeSr(result, read, first, ctx, { spacing: await spacingOfBidirectionalKeys(result, read), seriesNumber: numbers.sr });
-  return [sr, ...(await writeHeatmaps(result, read, ctx, numbers.heatmap))];
+  return [sr, ...(imaged.length ? await writeHeatmaps(result, imaged, ctx, numbers.heatmap) : [])];
 };
 
 /**

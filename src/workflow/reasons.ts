@@ -21,6 +21,8 @@ export const NOT_PROCESSED = {
   implant: { scheme: '99RADNODE', value: 'RN-NP-IMPLANT', meaning: 'Breast implant in view or displaced; implant views not read' },
   qualityControl: { scheme: '99RADNODE', value: 'RN-NP-QC', meaning: 'Calibration, quality-control or phantom image' },
   multiFrame: { scheme: '99RADNODE', value: 'RN-NP-MULTIFRAME', meaning: 'Tomosynthesis slices or projections; reads 2D views only' },
+  workupView: { scheme: '99RADNODE', value: 'RN-NP-WORKUP', meaning: 'Spot, magnified, specimen or biopsy image; not a full view' },
+  unreadable: { scheme: '99RADNODE', value: 'RN-NP-UNREADABLE', meaning: 'Image unreadable (malformed, undecodable or unsupported)' },
   declined: { scheme: '99RADNODE', value: 'RN-NP-DECLINED', meaning: 'The detector declined the series' },
   // CT (issue 7): what the series attributes or the slice geometry show only once the headers are read.
   notCtImage: { scheme: '99RADNODE', value: 'RN-NP-NOTCTIMAGE', meaning: 'Not a CT image object (CT or Enhanced CT Image Storage)' },

@@ -76,7 +76,7 @@ export function toBits(g: Gray, bits: number): Gray {
 export type MgTags = {
   studyUID: string;
   seriesUID?: string;
-  laterality?: 'L' | 'R';
+  laterality?: 'L' | 'R' | 'B';
   view?: string;
   /** Patient Orientation, e.g. ['P', 'FL']; omitted when absent. */
   orientation?: [string, string];
@@ -91,6 +91,8 @@ export type MgTags = {
   photometric?: 'MONOCHROME1' | 'MONOCHROME2';
   /** A VOI window as a modality would send it (the model's percentile window replaces it). */
   voi?: { center: number; width: number; fn?: 'LINEAR' | 'SIGMOID' };
+  /** Further attributes as written (Breast Implant Present, View Code Sequence, Quality Control Image, ...). */
+  extra?: DicomDataset;
 };
 
 export function writeMg(dir: string, g: Gray, t: MgTags): { path: string; sopInstanceUID: string } {
@@ -133,6 +135,7 @@ export function writeMg(dir: string, g: Gray, t: MgTags): { path: string; sopIns
     HighBit: g.bitsStored - 1,
     PixelRepresentation: 0,
     PixelData: [pixels.buffer as ArrayBuffer],
+    ...t.extra,
     _vrMap: { PixelData: 'OW' },
   };
   const path = join(dir, `${sop}.dcm`);
