@@ -5,11 +5,12 @@
  * Any model whose manifest names detector 'mammo' runs here.
  *
  * View fusion (documented in models/mammo/CARD.md): a breast's score is the maximum of its views' probabilities;
- * when two or more views of the breast are each at or above the positive operating point, the views agree and the
- * score is their noisy-OR, 1 − Π(1 − p), which is above either view. Agreement of independent projections is the
- * reason a reader trusts a finding seen on both CC and MLO; a finding on one view only keeps its own probability
- * (neither amplified nor diluted, since a lesion may hide in the other projection). The exam score is the maximum
- * over breasts.
+ * when its CC-like and its MLO-like projection are each at or above the positive operating point, the views agree and
+ * the score is their noisy-OR, 1 − (1 − p_CC)(1 − p_MLO), which is above either. Agreement of two independent
+ * projections is the reason a reader trusts a finding seen on both CC and MLO; images of one projection (a repeat, a
+ * tile, a synthetic 2D view of the same compression) are one piece of evidence and count once. A finding on one view
+ * only keeps its own probability (neither amplified nor diluted, since a lesion may hide in the other projection).
+ * The exam score is the maximum over breasts; an exam where a breast may have gone unread is never called negative.
  */
 import { createHash } from 'node:crypto';
 import type { LoadedModel } from '../../inference/registry.ts';
@@ -46,7 +47,7 @@ const isSide = (l: string): l is Side => l === 'L' || l === 'R' || l === 'B';
 const BREAST_SCORE: Code = { scheme: '99RADNODE', value: 'RN-MG-BREAST', meaning: 'Breast suspicion score (views fused)' };
 
 /** Above this flat fraction an image is taken for a synthetic/calibration image (measured values: mammogram.ts). */
-export const MAX_FLAT_FRACTION = 0.6;
+export const MAX_FLAT_FRACTION = 0.5;
 
 const QC_WORDS = /\b(QC|CALIBRATION|CALIB|PHANTOM|FLAT ?FIELD|FLATFIELD|TEST ?PATTERN|CONSTANCY)\b/i;
 /** "Implant(s)" not negated ("no implant", "w/o implants" are screening exams), or an implant-displaced view label. */
