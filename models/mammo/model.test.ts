@@ -73,14 +73,15 @@ describe('models/mammo: mammo-mias model', () => {
   it.each(golden.items.map((g) => [g.file, g] as const))('%s: runtime preprocessing + onnxruntime reproduce torch', async (_f, g) => {
     const data = preprocess(g.file);
     const sum = data.reduce((a, v) => a + v, 0);
-    // PIL's bilinear and the imaging core's triangle filter differ by rounding only: 0.5% of the tensor sum's scale.
-    expect(Math.abs(sum - g.tensorSum)).toBeLessThanOrEqual(0.005 * data.length);
+    // The triangle resize matches train.py's to float rounding (measured ≤ 1e-7 per element): a real drift in the
+    // window, orientation or crop moves the sum by far more than this bound.
+    expect(Math.abs(sum - g.tensorSum)).toBeLessThanOrEqual(1e-5 * data.length);
     const [h, w] = manifest.preprocess.size!;
     const out = await session.run({ [manifest.input.name]: new ort.Tensor('float32', data, [1, 1, h, w]) });
     const prob = (out.prob.data as Float32Array)[0];
-    expect(Math.abs(prob - g.prob)).toBeLessThanOrEqual(0.03);
+    expect(Math.abs(prob - g.prob)).toBeLessThanOrEqual(1e-4);
     const cam = out.cam.data as Float32Array;
     expect(out.cam.dims.slice(-2)).toEqual([16, 16]);
-    expect(Math.abs(cam.reduce((a, v) => a + v, 0) - g.camSum)).toBeLessThanOrEqual(0.05 * 256);
+    expect(Math.abs(cam.reduce((a, v) => a + v, 0) - g.camSum)).toBeLessThanOrEqual(1e-3 * 256);
   });
 });

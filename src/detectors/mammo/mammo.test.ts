@@ -280,8 +280,8 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped mammogr
     expect(golden.items.map((g) => [g.file, g.heldOutFromModel])).toEqual(['mdb001', 'mdb003', 'mdb028'].map((r) => [`mg/mini-mias/${r}.png`, true]));
     for (const g of golden.items) {
       const ref = g.file.replace(/^.*\/(mdb\d+)\.png$/, '$1');
-      // Not bit-equal: PIL's bilinear resize and the imaging core's triangle filter round differently.
-      expect(Math.abs(resultOf(ref).studyScore! - g.prob), ref).toBeLessThanOrEqual(0.03);
+      // The model input matches train.py's to about 1e-7 per pixel; the summary rounds scores to 4 decimals.
+      expect(Math.abs(resultOf(ref).studyScore! - g.prob), ref).toBeLessThanOrEqual(5e-4);
     }
   });
 
