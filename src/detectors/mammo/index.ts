@@ -157,13 +157,13 @@ export function createMammoDetector(model: LoadedModel, runtime: InferenceRuntim
       const findings: Finding[] = [];
       const byBreast = new Map<string, { projection: Projection; p: number }[]>();
       const refusedSides = new Set<string>();
-      let refusedKnown = 0;
+      let refusedWithSide = 0;
       const threshold = manifest.operatingPoints.positive.threshold;
       const infer = (inst: { path: string }) => runtime.mammogram({ key: manifest.id, path: inst.path, spec: manifest, wantHeatmap: true });
       const refuse = (reply: OkReply) => {
         const refusal = refuseImage(reply);
-        if (refusal) {
-          refusedKnown++;
+        if (refusal && isSide(reply.laterality)) {
+          refusedWithSide++;
           refusedSides.add(reply.laterality);
         }
         return refusal;
@@ -200,7 +200,7 @@ export function createMammoDetector(model: LoadedModel, runtime: InferenceRuntim
           site: BREAST_SITE[side],
         });
       }
-      const incomplete = unreadBreast([...byBreast.keys()], refusedSides, skipped.length - refusedKnown);
+      const incomplete = unreadBreast([...byBreast.keys()], refusedSides, skipped.length - refusedWithSide);
       let priority = read ? priorityOf(studyScore, manifest.operatingPoints) : 'unprocessed';
       // A score can raise an exam with an unread breast, never clear it: "negative" would say both breasts were read.
       if (incomplete && priority === 'negative') priority = 'unprocessed';
