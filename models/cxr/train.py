@@ -540,7 +540,8 @@ schedule (no early stopping).
 1. Grey values x of the whole image (after the Modality LUT; MONOCHROME1 inverted so that bone is bright).
 2. Percentile window, `{{kind: 'percentile', low: 0.5, high: 99.5}}` (percent): nearest-rank
    `lo = sorted[floor(0.005*(n-1))]`, `hi = sorted[ceil(0.995*(n-1))]`, `display = clip((x - lo) / max(1, hi - lo), 0, 1)`
-   (identical to `percentileWindow` + `applyWindow` LINEAR_EXACT in `src/dicom/grayscale.ts`).
+   (the runtime: `exactPercentileWindow` over every pixel + `applyWindow` LINEAR_EXACT; until 2026-11-25 it sampled
+   every k-th pixel of a large film, which moved a score by up to 0.005).
 3. Resize `stretch` to 224x224 (both axes independently, as the training images were squashed). Use an
    area-averaging (anti-aliased) downsample from full resolution, not point sampling.
 4. `tensor = (display - {man['preprocess']['normalise']['mean']}) / {man['preprocess']['normalise']['std']}`, float32, shape [N,1,224,224], input name `input`.
@@ -593,7 +594,11 @@ off (prevalence here is ~50 %, far above a real worklist). Re-validate and re-ch
 ## Limitations
 - Single source: one pediatric hospital, one label set (NORMAL vs bacterial/viral pneumonia), images already
   downscaled and JPEG-compressed; no adults, no other findings (effusion, nodules, devices, edema are not modelled).
-- Frontal views only; no lateral views were seen.
+- Frontal views only; no lateral views were seen. The runtime refuses a lateral per image (View Position or View
+  Code), also inside a PA series, and DX "for processing" objects.
+- Trained on films in the standard display (patient's right on the image's left, head up). The runtime turns a film
+  stored mirrored or rotated back to it from Patient Orientation before the model sees it, and names the lung only
+  then; a film without Patient Orientation is read as stored and gets no lung.
 - Expected domain shift: vendors' image processing, adult anatomy, lines and tubes, portable AP ICU images.
 - No pretrained weights; small data (about {c['train']['images']} training images); labels are image-level.
 - The CAM is coarse (14x14) and shows evidence, not a segmentation.

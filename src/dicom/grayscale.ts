@@ -301,7 +301,7 @@ export function mammographyOrientation(
 }
 
 /** Applies an orientation transform to a single-channel image. */
-export function reorient(data: Float32Array, rows: number, columns: number, o: Pick<MammoOrientation, 'transpose' | 'flipHorizontal' | 'flipVertical'>): { data: Float32Array; rows: number; columns: number } {
+export function reorient(data: Float32Array, rows: number, columns: number, o: Turn): { data: Float32Array; rows: number; columns: number } {
   const outRows = o.transpose ? columns : rows;
   const outCols = o.transpose ? rows : columns;
   const out = new Float32Array(data.length);
@@ -314,6 +314,43 @@ export function reorient(data: Float32Array, rows: number, columns: number, o: P
     }
   }
   return { data: out, rows: outRows, columns: outCols };
+}
+
+/** A turn of the pixel matrix: transpose, then flip columns, then flip rows (the order reorient applies them). */
+export type Turn = Pick<MammoOrientation, 'transpose' | 'flipHorizontal' | 'flipVertical'>;
+
+/** The turn that undoes `t`: reorient(reorient(a, t), inverseTurn(t)) is a again. */
+export function inverseTurn(t: Turn): Turn {
+  // Flipping rows before a transpose is flipping columns after it.
+  return { transpose: t.transpose, flipHorizontal: t.transpose ? t.flipVertical : t.flipHorizontal, flipVertical: t.transpose ? t.flipHorizontal : t.flipVertical };
+}
+
+/** A point (column, row; continuous, 0 at the top-left pixel's corner) of the turned image → the stored image. */
+export function turnedPointToStored(t: Turn, turnedRows: number, turnedColumns: number, x: number, y: number): [number, number] {
+  const sx = t.flipHorizontal ? turnedColumns - x : x;
+  const sy = t.flipVertical ? turnedRows - y : y;
+  // reorient(): with transpose, turned column ↔ stored row.
+  return t.transpose ? [sy, sx] : [sx, sy];
+}
+
+/**
+ * Frontal radiograph orientation (PS3.3 C.7.6.1.1.1): the turn that brings the film to the standard display, rows
+ * towards the patient's left (L) and columns towards the feet (F), as chest films are shown and the chest model was
+ * trained. Undefined when Patient Orientation is absent or is not a left/right × head/foot pair (a lateral view's
+ * A/P, an oblique): such an image is read as stored.
+ */
+export function radiographTurn(patientOrientation: string[]): Turn | undefined {
+  if (patientOrientation.length !== 2) return undefined;
+  const [a, b] = patientOrientation.map((v) => v.trim().toUpperCase());
+  const lr = (v: string) => v === 'L' || v === 'R';
+  const hf = (v: string) => v === 'H' || v === 'F';
+  let x: string;
+  let y: string;
+  let transpose: boolean;
+  if (lr(a) && hf(b)) [x, y, transpose] = [a, b, false];
+  else if (hf(a) && lr(b)) [x, y, transpose] = [b, a, true];
+  else return undefined;
+  return { transpose, flipHorizontal: x === 'R', flipVertical: y === 'H' };
 }
 
 /** A mammogram as a detector wants it: 0..1, dense tissue bright, chest wall at column 0. */

@@ -3,7 +3,7 @@
  * in models/mammo/train.py: chest wall at column 0, crop to the breast, stretch into the model input, and the way
  * back from model cells to stored pixels. No I/O; the worker chains them.
  */
-import { mammographyOrientation, reorient, type DicomInstance, type MammoOrientation } from '../dicom/index.ts';
+import { mammographyOrientation, reorient, turnedPointToStored, type DicomInstance, type MammoOrientation } from '../dicom/index.ts';
 import { argMax, connectedBounds, resizeToInput } from './image.ts';
 
 /**
@@ -142,11 +142,7 @@ export type MammoGeometry = {
 
 /** Oriented (x, y) → stored (column, row), continuous pixel coordinates (edges at integers). */
 export function orientedToStored(g: MammoGeometry, x: number, y: number): [number, number] {
-  const o = g.orientation;
-  const sx = o.flipHorizontal ? g.orientedColumns - x : x;
-  const sy = o.flipVertical ? g.orientedRows - y : y;
-  // reorient(): with transpose, oriented column ↔ stored row.
-  return o.transpose ? [sy, sx] : [sx, sy];
+  return turnedPointToStored(g.orientation, g.orientedRows, g.orientedColumns, x, y);
 }
 
 /** Model input (x, y) → stored (column, row). */

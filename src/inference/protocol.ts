@@ -33,6 +33,17 @@ export type RadiographReply =
       photometricInterpretation: string;
       /** Patient Orientation (0020,0020): direction of the rows and of the columns, when present. */
       patientOrientation: string[];
+      /**
+       * Whether the film was turned to the standard display (rows to the patient's left, columns to the feet) before
+       * the model saw it, from Patient Orientation; `box`, `centre` and the heatmap are on the stored image either way.
+       */
+      turned: boolean;
+      /** The patient's side under the hot region, known only when Patient Orientation placed the film. */
+      side?: 'right' | 'left';
+      /** Per-image facts the series row cannot show (it holds the first image's): the detector refuses on them. */
+      viewPosition: string;
+      viewCode: string;
+      presentationIntent: string;
       /** One score per output element of the probabilities/logits output, sigmoid applied to logits. */
       scores: number[];
       cam?: { height: number; width: number; values: Float32Array };

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { decodeFrames, percentileWindow, physicalValues, modalityLut, readInstance, toDisplay, type DataSetView, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
+import { decodeFrames, inverseTurn, physicalValues, modalityLut, radiographTurn, readInstance, reorient, toDisplay, turnedPointToStored, type DataSetView, type Turn, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
 import { runCt, sessionClassifier } from './ct.ts';
@@ -78,11 +78,11 @@ async function firstFrame(req: { key: string; path: string }, singleFrame = fals
   return { session, instance, frame, decode };
 }
 
-/** Modality LUT → the manifest's window (fixed, or percentiles by `percentile`) → 0..1, MONOCHROME1 inverted (PS3.4 N.2.1.1). */
-function displayOf(f: FirstFrame, w: Image2DSpec['preprocess']['window'], percentile: (values: Float32Array, low: number, high: number) => VoiWindow): Float32Array {
+/** Modality LUT → the manifest's window (fixed, or nearest-rank percentiles over every pixel) → 0..1, MONOCHROME1 inverted (PS3.4 N.2.1.1). */
+function displayOf(f: FirstFrame, w: Image2DSpec['preprocess']['window']): Float32Array {
   let window: VoiWindow | undefined;
   if (w.kind === 'fixed') window = { center: w.center, width: w.width, function: 'LINEAR' };
-  else if (w.kind === 'percentile') window = percentile(physicalValues(f.frame, modalityLut(f.instance, 0)), w.low / 100, w.high / 100);
+  else if (w.kind === 'percentile') window = exactPercentileWindow(physicalValues(f.frame, modalityLut(f.instance, 0)), w.low / 100, w.high / 100);
   return toDisplay(f.instance, f.frame, window ? { window } : {});
 }
 
@@ -98,6 +98,24 @@ function scoresAndCam(out: ort.InferenceSession.OnnxValueMapType, spec: Image2DS
   return { scores, cam: { height, width, values: Float32Array.from(tensor.data as Float32Array).subarray(0, height * width) } };
 }
 
+const codeText = (item: DataSetView): string => `${item.string('CodeValue') ?? ''} ${item.string('CodeMeaning') ?? ''}`.trim();
+
+/** A hot region found on the turned film, on the stored one: the box's corners map back, and it stays axis-aligned. */
+function hotToStored(hot: HotRegion, turn: Turn, rows: number, columns: number): HotRegion {
+  const [a, b] = hot.box.map(([x, y]) => turnedPointToStored(turn, rows, columns, x, y));
+  return {
+    box: [[Math.min(a[0], b[0]), Math.min(a[1], b[1])], [Math.max(a[0], b[0]), Math.max(a[1], b[1])]],
+    centre: turnedPointToStored(turn, rows, columns, hot.centre[0], hot.centre[1]),
+    peak: hot.peak,
+  };
+}
+
+function sideOf(hot: HotRegion, columns: number): 'right' | 'left' | undefined {
+  const [[x0], [x1]] = hot.box;
+  const mid = columns / 2;
+  return x1 <= mid ? 'right' : x0 >= mid ? 'left' : undefined;
+}
+
 async function radiograph(req: RadiographRequest): Promise<{ value: RadiographReply; transfer: ArrayBuffer[] }> {
   const f = await firstFrame(req);
   if ('kind' in f) return { value: f, transfer: [] };
@@ -105,10 +123,16 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
   const { frame, instance, decode } = f;
 
   let t = now();
-  // The model always sees bone bright, whatever the photometric interpretation.
-  const display = displayOf(f, spec.preprocess.window, percentileWindow);
-  const [height, width] = spec.preprocess.size ?? [frame.rows, frame.columns];
-  const { data, geometry } = resizeToInput(display, frame.rows, frame.columns, height, width, spec.preprocess.resize ?? 'stretch');
+  // The model always sees bone bright, whatever the photometric interpretation; the window is taken over every pixel
+  // (train.py's contract), so a mirrored or turned copy of a film gets the same window.
+  const display = displayOf(f, spec.preprocess.window);
+  const h = instance.header;
+  const orientation = h.strings('PatientOrientation').map((s) => s.trim().toUpperCase());
+  // The model learnt films in the standard display: a film stored mirrored or turned is turned back first.
+  const turn = radiographTurn(orientation);
+  const o = turn ? reorient(display, frame.rows, frame.columns, turn) : { data: display, rows: frame.rows, columns: frame.columns };
+  const [height, width] = spec.preprocess.size ?? [o.rows, o.columns];
+  const { data, geometry } = resizeToInput(o.data, o.rows, o.columns, height, width, spec.preprocess.resize ?? 'stretch');
   normalise(data, spec.preprocess.normalise.mean, spec.preprocess.normalise.std);
   const preprocess = now() - t;
 
@@ -118,18 +142,23 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
 
   t = now();
   const { scores, cam } = scoresAndCam(out, spec);
-  const hot: HotRegion | undefined = cam && hotRegion(cam.values, cam.height, cam.width, geometry, frame.rows, frame.columns);
-  const heatmap = cam && req.wantHeatmap ? camToSource(cam.values, cam.height, cam.width, geometry, frame.rows, frame.columns) : undefined;
+  const turnedHot: HotRegion | undefined = cam && hotRegion(cam.values, cam.height, cam.width, geometry, o.rows, o.columns);
+  const hot = turnedHot && turn ? hotToStored(turnedHot, turn, o.rows, o.columns) : turnedHot;
+  const turnedHeat = cam && req.wantHeatmap ? camToSource(cam.values, cam.height, cam.width, geometry, o.rows, o.columns) : undefined;
+  const heatmap = turnedHeat && turn ? reorient(turnedHeat, o.rows, o.columns, inverseTurn(turn)).data : turnedHeat;
+  // In the standard display the image's left half is the patient's right.
+  const side = turn && turnedHot ? sideOf(turnedHot, o.columns) : undefined;
   const postprocess = now() - t;
-  const orientation = instance.header.strings('PatientOrientation').map((s) => s.trim().toUpperCase());
   const value: RadiographReply = {
     kind: 'ok', rows: frame.rows, columns: frame.columns, photometricInterpretation: frame.photometricInterpretation, patientOrientation: orientation,
+    turned: turn !== undefined, ...(side ? { side } : {}),
+    viewPosition: (h.string('ViewPosition') ?? '').trim().toUpperCase(),
+    viewCode: h.items('ViewCodeSequence').slice(0, 1).map(codeText).join(''),
+    presentationIntent: (h.string('PresentationIntentType') ?? '').trim().toUpperCase(),
     scores, cam, heatmap, hot, timingsMs: { decode, preprocess, infer, postprocess },
   };
   return { value, transfer: heatmap ? [heatmap.buffer as ArrayBuffer] : [] };
 }
-
-const codeText = (item: DataSetView): string => `${item.string('CodeValue') ?? ''} ${item.string('CodeMeaning') ?? ''}`.trim();
 
 async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply; transfer: ArrayBuffer[] }> {
   const f = await firstFrame(req, true);
@@ -138,7 +167,7 @@ async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply
   const { frame, instance, decode } = f;
 
   let t = now();
-  const display = displayOf(f, spec.preprocess.window, exactPercentileWindow);
+  const display = displayOf(f, spec.preprocess.window);
   const [height, width] = spec.preprocess.size ?? [256, 256];
   const { data, geometry, orientation, content } = mammogramInput(instance, display, frame.rows, frame.columns, [height, width], spec.preprocess.normalise);
   const preprocess = now() - t;

@@ -22,6 +22,17 @@ const BODY_PARTS = ['CHEST', 'THORAX', ''];
 const FRONTAL = ['PA', 'AP', ''];
 /** PS3.3 C.8.11.5 (DX) and C.8.1 (CR) View Position values for a lateral projection, plus common vendor spellings. */
 const LATERAL = ['LL', 'RL', 'LATERAL', 'LAT', 'LLAT', 'RLAT', 'XTABLE'];
+/** DX Image Storage - For Processing (PS3.4 B.5): raw detector data, not a film to read. */
+const DX_FOR_PROCESSING = '1.2.840.10008.5.1.4.1.1.1.1.1';
+
+/** A view that is not read, from View Position (or, without one, words): the reason, or undefined for a frontal view. */
+function viewRefusal(view: string, words: string, where: string): { reason: Code; detail: string } | undefined {
+  // "PA/LAT" or "Thorax pa + lat" names the exam's two views, not this image's: only a lateral named alone counts.
+  const describedLateral = view === '' && /\b(lat|lateral|ll|rl)\b/i.test(words) && !/\b(pa|ap|frontal)\b/i.test(words);
+  if (LATERAL.includes(view) || describedLateral) return { reason: NOT_PROCESSED.lateralView, detail: view ? `View Position ${view}` : `${where} "${words}"` };
+  if (!FRONTAL.includes(view)) return { reason: NOT_PROCESSED.declined, detail: `View Position ${view}: only PA and AP views are read` };
+  return undefined;
+}
 
 /** SNOMED CT finding sites: the side of the hot region when the image says which side is which. */
 const SITE = {
@@ -36,13 +47,21 @@ export function selectChestRadiograph(s: SeriesInfo): SelectResult {
   if (colour) return colour;
   const body = (s.bodyPartExamined ?? '').toUpperCase();
   if (!BODY_PARTS.includes(body)) return { accepted: false, reason: NOT_PROCESSED.declined, detail: `Body Part Examined ${body}: not a chest` };
-  const view = (s.viewPosition ?? '').toUpperCase();
-  // Without a View Position the Series Description is the only hint; "view: LL" or "LAT" there means lateral.
-  const describedLateral = view === '' && /\b(lat|lateral|ll|rl)\b/i.test(s.seriesDescription ?? '');
-  if (LATERAL.includes(view) || describedLateral)
-    return { accepted: false, reason: NOT_PROCESSED.lateralView, detail: view ? `View Position ${view}` : `Series Description "${s.seriesDescription}"` };
-  if (!FRONTAL.includes(view)) return { accepted: false, reason: NOT_PROCESSED.declined, detail: `View Position ${view}: only PA and AP views are read` };
-  return { accepted: true };
+  if (s.sopClassUID === DX_FOR_PROCESSING) return { accepted: false, reason: NOT_PROCESSED.forProcessing, detail: `SOP Class ${s.sopClassUID} is "for processing"` };
+  // The series row carries its first image's View Position: it speaks for the series only when that is its one
+  // image. A series of several (a PA and a lateral together) is taken, and each image is judged by its own view.
+  if ((s.instanceCount ?? 1) > 1) return { accepted: true };
+  const refusal = viewRefusal((s.viewPosition ?? '').toUpperCase(), s.seriesDescription ?? '', 'Series Description');
+  return refusal ? { accepted: false, ...refusal } : { accepted: true };
+}
+
+type OkReply = Extract<RadiographReply, { kind: 'ok' }>;
+
+/** Per-image refusals: the intent and the view of each image (a lateral inside a PA series is not read as frontal). */
+export function refuseRadiograph(r: OkReply): { reason: Code; detail: string } | undefined {
+  if (r.presentationIntent === 'FOR PROCESSING') return { reason: NOT_PROCESSED.forProcessing, detail: 'Presentation Intent Type FOR PROCESSING' };
+  if (!r.viewPosition && /lateral/i.test(r.viewCode)) return { reason: NOT_PROCESSED.lateralView, detail: `View Code ${r.viewCode}` };
+  return viewRefusal(r.viewPosition, '', 'View Code');
 }
 
 /** A Tracking Unique Identifier under 2.25 (PS3.5 B.2, UUID-derived) from the inputs, so a re-run gives the same one. */
@@ -52,21 +71,11 @@ function trackingUid(parts: string[]): string {
 }
 
 /**
- * Which lung the region lies over, from Patient Orientation (0020,0020): its first value is the direction of the
- * rows (left to right on screen). Films without it get no site, since a flipped secondary capture would put the
- * finding in the wrong lung.
+ * Which lung the region lies over: the worker tells the side only when Patient Orientation (0020,0020) placed the
+ * film. Films without it get no site, since a flipped secondary capture would put the finding in the wrong lung.
  */
-function siteOf(reply: Extract<RadiographReply, { kind: 'ok' }>): Code | undefined {
-  if (!reply.hot) return undefined;
-  const rowDir = reply.patientOrientation[0]?.[0];
-  if (rowDir !== 'L' && rowDir !== 'R') return undefined;
-  const [[x0], [x1]] = reply.hot.box;
-  const mid = reply.columns / 2;
-  const side = x1 <= mid ? 'first' : x0 >= mid ? 'second' : null;
-  if (!side) return undefined;
-  // Rows run towards the patient's left ('L'): the left half of the image is the patient's right.
-  const firstHalfIsRight = rowDir === 'L';
-  return (side === 'first') === firstHalfIsRight ? SITE.right : SITE.left;
+function siteOf(reply: OkReply): Code | undefined {
+  return reply.side ? SITE[reply.side] : undefined;
 }
 
 export function priorityOf(score: number, op: LoadedModel['manifest']['operatingPoints']): Priority {
@@ -103,7 +112,7 @@ export function createCxrDetector(model: LoadedModel, runtime: InferenceRuntime,
             ...(place ? { place } : {}),
           });
         }
-      });
+      }, refuseRadiograph);
       const { read, skipped, heatmaps, timingsMs } = images;
       ctx.log.debug('cxr run', { images: read, skipped: skipped.length, timingsMs });
       const result: DetectorResult = {
