@@ -108,11 +108,19 @@ describe.skipIf(!existsSync(SHIPPED_MODEL))('radnode analyze with the shipped ch
     // so only float rounding separates the two: 1e-4 is the golden tolerance of the model card.
     expect(Math.abs(a.studyScore! - b.studyScore!)).toBeLessThanOrEqual(1e-4);
     expect(a.priority).toBe(b.priority);
-    // The probability of this film saturates near 1, so the hot-region box is compared too: it comes from the CAM,
-    // which does not saturate, and must land on the same pixels (±1 px for rounding at the region's edge).
-    const boxOf = (r: typeof a) => (r.findings[0]?.place && 'points' in r.findings[0].place ? r.findings[0].place.points.flat() : []);
-    expect(boxOf(a).length).toBe(boxOf(b).length);
-    boxOf(a).forEach((v, i) => expect(Math.abs(v - boxOf(b)[i])).toBeLessThanOrEqual(1));
+    expect(a.findings.length).toBe(b.findings.length);
+    // This film is under the positive point (no finding, so no box to compare): the heatmap SCs are compared instead.
+    // Each draws the film and the CAM, so they match only if both the display and the map do (±2 of 255 for
+    // rounding of the window's edges).
+    const scPixels = (r: typeof a) => {
+      const sc = r.outputs.map((p) => readInstance(readFileSync(p))).find((i) => i.Modality === 'OT')!;
+      return sc.pixelData!.native!;
+    };
+    const [pa, pb] = [scPixels(a), scPixels(b)];
+    expect(pa.length).toBe(pb.length);
+    let worst = 0;
+    for (let i = 0; i < pa.length; i++) worst = Math.max(worst, Math.abs(pa[i] - pb[i]));
+    expect(worst).toBeLessThanOrEqual(2);
   }, 60_000);
 
   it('a lateral view and a CT slice get coded reasons, not results', async () => {
