@@ -40,6 +40,11 @@ describe('chest radiograph routing and per-image checks', () => {
     expect(reasonOf(series({ seriesDescription: 'CHEST LAT' }))).toBe('RN-NP-LATERAL');
     expect(reasonOf(series({ seriesDescription: 'XR CHEST PA/LAT' }))).toBeNull();
     expect(reasonOf(series({ seriesDescription: 'Thorax pa + lat' }))).toBeNull();
+    // Not a chest: by Body Part, or, when that is empty, by a description naming another part.
+    expect(reasonOf(series({ bodyPartExamined: 'KNEE' }))).toBe('RN-NP-NOTCHEST');
+    expect(reasonOf(series({ seriesDescription: 'ABDOMEN AP', viewPosition: 'AP' }))).toBe('RN-NP-NOTCHEST');
+    expect(reasonOf(series({ seriesDescription: 'KNEE LAT' }))).toBe('RN-NP-NOTCHEST');
+    expect(reasonOf(series({ seriesDescription: 'CHEST AP PORTABLE', viewPosition: 'AP' }))).toBeNull();
   });
 
   it('refuses an image by Presentation Intent and by its own view', () => {

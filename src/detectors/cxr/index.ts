@@ -22,6 +22,8 @@ const BODY_PARTS = ['CHEST', 'THORAX', ''];
 const FRONTAL = ['PA', 'AP', ''];
 /** PS3.3 C.8.11.5 (DX) and C.8.1 (CR) View Position values for a lateral projection, plus common vendor spellings. */
 const LATERAL = ['LL', 'RL', 'LATERAL', 'LAT', 'LLAT', 'RLAT', 'XTABLE'];
+/** Body parts a radiograph's description may name instead of the chest (PS3.16 Annex L terms and plain words). */
+const OTHER_PARTS = /\b(abdomen|abd|pelvis|hip|knee|ankle|foot|feet|hand|wrist|elbow|shoulder|humerus|femur|tibia|skull|sinus|spine|c-spine|l-spine|t-spine|lumbar|cervical|kub)\b/i;
 /** DX Image Storage - For Processing (PS3.4 B.5): raw detector data, not a film to read. */
 const DX_FOR_PROCESSING = '1.2.840.10008.5.1.4.1.1.1.1.1';
 
@@ -46,7 +48,10 @@ export function selectChestRadiograph(s: SeriesInfo): SelectResult {
   const colour = refuseColour(s);
   if (colour) return colour;
   const body = (s.bodyPartExamined ?? '').toUpperCase();
-  if (!BODY_PARTS.includes(body)) return { accepted: false, reason: NOT_PROCESSED.declined, detail: `Body Part Examined ${body}: not a chest` };
+  if (!BODY_PARTS.includes(body)) return { accepted: false, reason: NOT_PROCESSED.notChest, detail: `Body Part Examined ${body}` };
+  // An empty Body Part is common on exported films; then a description naming another part speaks instead.
+  const otherPart = body === '' ? OTHER_PARTS.exec(s.seriesDescription ?? '') : null;
+  if (otherPart) return { accepted: false, reason: NOT_PROCESSED.notChest, detail: `Series Description "${s.seriesDescription}"` };
   if (s.sopClassUID === DX_FOR_PROCESSING) return { accepted: false, reason: NOT_PROCESSED.forProcessing, detail: `SOP Class ${s.sopClassUID} is "for processing"` };
   // The series row carries its first image's View Position: it speaks for the series only when that is its one
   // image. A series of several (a PA and a lateral together) is taken, and each image is judged by its own view.
