@@ -435,6 +435,9 @@ def main():
         'detector': 'cxr',
         'file': 'model.onnx',
         'routing': {'modality': ['CR', 'DX'], 'bodyPart': ['CHEST'], 'viewPosition': ['PA', 'AP']},
+        # Kermany's patients were 1-5 years old: the detector does not read a film whose patient's age is known and
+        # outside that (a site that validates other ages widens it).
+        'population': {'ageYears': [1, 5]},
         'input': {'name': 'input', 'shape': ['batch', 1, SIZE, SIZE], 'layout': 'NCHW', 'dtype': 'float32'},
         'preprocess': {'window': {'kind': 'percentile', 'low': 0.5, 'high': 99.5}, 'size': [SIZE, SIZE],
                        'normalise': {'mean': mean, 'std': std}, 'resize': 'stretch'},
@@ -498,7 +501,9 @@ A **triage aid** that ranks **pediatric frontal (PA/AP) chest radiographs** by t
 (an abnormal pulmonary opacity), and shows where the evidence is (class activation map). It helps order a
 worklist. It is **not a diagnostic device**, is **not validated for adults** (it has never seen an adult
 radiograph), and must not be used to rule pneumonia in or out. Lateral views, CT and non-chest images are out of
-scope (the detector's routing refuses them with a coded reason).
+scope (the detector's routing refuses them with a coded reason). A film whose patient's age is known (Patient's Age,
+or Birth Date and Study Date) and outside 1-5 years is not read (RN-NP-AGE; manifest `population`, which a site that
+has validated other ages widens); a film without a usable age is read.
 
 ## Data
 Kermany D, Zhang K, Goldbaum M (2018), "Labeled Optical Coherence Tomography (OCT) and Chest X-Ray Images for

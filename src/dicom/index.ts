@@ -4,6 +4,7 @@
  */
 export { readInstance, readHeader, DicomInstance, type ImageAttributes, type InstanceUids, type PixelDataRef } from './instance.ts';
 export { DataSetView, type NaturalizedDataset } from './dataset.ts';
+export { patientAgeYears } from './age.ts';
 export { parseDicom, type ParseOptions, type ParsedDicom, type DicomElement, type ElementMap, DEFAULT_MAX_INFLATED_BYTES } from './parser.ts';
 export { decodeFrames, DEFAULT_MAX_DECODED_BYTES, type DecodedFrame, type DecodeOptions, type PixelArray } from './decode.ts';
 export { TS, transferSyntaxInfo, isKnownTransferSyntax, hasPixelDecoder, type TransferSyntaxInfo, type PixelEncoding } from './transfer-syntax.ts';

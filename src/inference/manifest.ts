@@ -17,6 +17,12 @@ export type ModelManifest = {
   file?: string;
   /** Routing hints as data (printed by `radnode models list`). */
   routing?: RoutingMatch;
+  /**
+   * The patients the model was trained on, in completed years [min, max]: an image whose patient's age is known
+   * (Patient's Age, or Patient's Birth Date and the Study Date) and outside it is not read (RN-NP-AGE). A site that
+   * has validated the model on other ages widens it here.
+   */
+  population?: { ageYears: [number, number] };
   input: {
     name: string;
     /** e.g. [1, 1, 224, 224]; -1 or a string for a dynamic axis (batch). */

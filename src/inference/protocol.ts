@@ -44,6 +44,8 @@ export type RadiographReply =
       viewPosition: string;
       viewCode: string;
       presentationIntent: string;
+      /** The patient's age at the study in completed years, when the header tells it (dicom/age.ts). */
+      ageYears?: number;
       /** One score per output element of the probabilities/logits output, sigmoid applied to logits. */
       scores: number[];
       cam?: { height: number; width: number; values: Float32Array };

@@ -77,7 +77,9 @@ describe('model registry (start-up checks)', () => {
     const bytes = tinyCxrModel();
     writeModel(dir, 'a', bytes, cxrManifest(bytes, { id: 'a', input: { name: 'image', shape: [1, 1, 224, 224], layout: 'NCHW', dtype: 'float32' } }));
     writeModel(dir, 'b', bytes, { ...cxrManifest(bytes, { id: 'b' }), operatingPoints: { positive: { threshold: 1.5 } } });
+    writeModel(dir, 'c', bytes, { ...cxrManifest(bytes, { id: 'c' }), population: { ageYears: [18, 5] } } as never);
     const { problems } = await loadModels(dir, runtime);
+    expect(problems.map((p) => p.detail).join('\n')).toMatch(/manifest key population\.ageYears: expected \[min, max\] completed years/);
     expect(problems.map((p) => p.detail).join('\n')).toMatch(/manifest key input\.name: the graph has no input "image"/);
     expect(problems.map((p) => p.detail).join('\n')).toMatch(/manifest key operatingPoints\.positive\.threshold: expected a number between 0 and 1, got 1\.5/);
   });

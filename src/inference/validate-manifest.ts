@@ -20,7 +20,7 @@ const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
  */
 export function validateManifest(raw: unknown, file: string): ModelManifest {
   if (!isObj(raw)) throw bad(file, '(root)', raw, 'expected a JSON object');
-  const known = ['id', 'version', 'sha256', 'detector', 'file', 'routing', 'input', 'preprocess', 'outputs', 'labels', 'operatingPoints', 'card', 'description', 'license'];
+  const known = ['id', 'version', 'sha256', 'detector', 'file', 'routing', 'population', 'input', 'preprocess', 'outputs', 'labels', 'operatingPoints', 'card', 'description', 'license'];
   for (const k of Object.keys(raw)) if (!known.includes(k)) throw bad(file, k, raw[k], `unknown key (known: ${known.join(', ')})`);
   const str = (o: Obj, k: string, path: string, re?: RegExp): string => {
     const v = o[k];
@@ -140,6 +140,15 @@ export function validateManifest(raw: unknown, file: string): ModelManifest {
     }
   }
 
+  let population: ModelManifest['population'];
+  if (raw.population !== undefined) {
+    const p = obj(raw, 'population', 'population');
+    const ages = p.ageYears;
+    if (!Array.isArray(ages) || ages.length !== 2 || ages.some((a) => typeof a !== 'number' || !Number.isFinite(a) || a < 0 || a > 150) || ages[0] > ages[1])
+      throw bad(file, 'population.ageYears', ages, 'expected [min, max] completed years, 0 ≤ min ≤ max ≤ 150');
+    population = { ageYears: [ages[0], ages[1]] };
+  }
+
   const manifest: ModelManifest = {
     id,
     version: str(raw, 'version', 'version'),
@@ -147,6 +156,7 @@ export function validateManifest(raw: unknown, file: string): ModelManifest {
     detector: str(raw, 'detector', 'detector', ID),
     ...(raw.file !== undefined ? { file: str(raw, 'file', 'file', /^[^/\\]+\.onnx$/) } : {}),
     ...(routing ? { routing } : {}),
+    ...(population ? { population } : {}),
     input: { name: str(input, 'name', 'input.name'), shape: inputShape, layout, dtype: 'float32' },
     preprocess: { window, normalise, ...(size ? { size } : {}), ...(spacingMm ? { spacingMm } : {}), ...(resize ? { resize } : {}) },
     outputs,

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { decodeFrames, inverseTurn, physicalValues, modalityLut, radiographTurn, readInstance, reorient, toDisplay, turnedPointToStored, type DataSetView, type Turn, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
+import { decodeFrames, inverseTurn, patientAgeYears, physicalValues, modalityLut, radiographTurn, readInstance, reorient, toDisplay, turnedPointToStored, type DataSetView, type Turn, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
 import { runCt, sessionClassifier } from './ct.ts';
@@ -148,6 +148,7 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
   const heatmap = turnedHeat && turn ? reorient(turnedHeat, o.rows, o.columns, inverseTurn(turn)).data : turnedHeat;
   // In the standard display the image's left half is the patient's right.
   const side = turn && turnedHot ? sideOf(turnedHot, o.columns) : undefined;
+  const age = patientAgeYears(h);
   const postprocess = now() - t;
   const value: RadiographReply = {
     kind: 'ok', rows: frame.rows, columns: frame.columns, photometricInterpretation: frame.photometricInterpretation, patientOrientation: orientation,
@@ -155,6 +156,7 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
     viewPosition: (h.string('ViewPosition') ?? '').trim().toUpperCase(),
     viewCode: h.items('ViewCodeSequence').slice(0, 1).map(codeText).join(''),
     presentationIntent: (h.string('PresentationIntentType') ?? '').trim().toUpperCase(),
+    ...(age !== undefined ? { ageYears: age } : {}),
     scores, cam, heatmap, hot, timingsMs: { decode, preprocess, infer, postprocess },
   };
   return { value, transfer: heatmap ? [heatmap.buffer as ArrayBuffer] : [] };

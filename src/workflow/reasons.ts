@@ -15,6 +15,7 @@ export const NOT_PROCESSED = {
   tooFewImages: { scheme: '99RADNODE', value: 'RN-NP-FEWIMAGES', meaning: 'Too few images or slices' },
   sliceTooThick: { scheme: '99RADNODE', value: 'RN-NP-THICK', meaning: 'Slices too thick' },
   sliceTooThin: { scheme: '99RADNODE', value: 'RN-NP-THIN', meaning: 'Slices thinner than the detector takes' },
+  outsidePopulation: { scheme: '99RADNODE', value: 'RN-NP-AGE', meaning: "Patient's age outside the model's trained population" },
   lateralView: { scheme: '99RADNODE', value: 'RN-NP-LATERAL', meaning: 'Lateral view; the detector reads frontal views only' },
   colourImage: { scheme: '99RADNODE', value: 'RN-NP-COLOUR', meaning: 'Colour image; the detector reads grayscale only' },
   forProcessing: { scheme: '99RADNODE', value: 'RN-NP-FORPROC', meaning: "'For processing' image; reads images for presentation only" },

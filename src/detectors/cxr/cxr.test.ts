@@ -80,7 +80,7 @@ describe('chest radiograph routing and per-image checks', () => {
 });
 
 /** A CR object from a film's pixels (8-bit here), with the tags a test sets. */
-function writeCr(dir: string, g: Gray, t: { studyUID: string; seriesUID?: string; orientation?: [string, string]; view?: string; sopClassUID?: string; modality?: string }): string {
+function writeCr(dir: string, g: Gray, t: { studyUID: string; seriesUID?: string; orientation?: [string, string]; view?: string; sopClassUID?: string; modality?: string; extra?: Record<string, string> }): string {
   const sop = uid();
   const path = join(dir, `${sop}.dcm`);
   const pixels = new Uint16Array(g.data);
@@ -93,6 +93,7 @@ function writeCr(dir: string, g: Gray, t: { studyUID: string; seriesUID?: string
     ...(t.sopClassUID === DX_FOR_PROCESSING ? { PresentationIntentType: 'FOR PROCESSING', ImageType: ['ORIGINAL', 'PRIMARY'] } : {}),
     SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2', Rows: g.rows, Columns: g.columns,
     BitsAllocated: 16, BitsStored: g.bitsStored, HighBit: g.bitsStored - 1, PixelRepresentation: 0,
+    ...t.extra,
     PixelData: [pixels.buffer as ArrayBuffer], _vrMap: { PixelData: 'OW' },
   }, '1.2.826.0.1.3680043.10.1011.6'));
   return path;
@@ -120,6 +121,12 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped chest m
     add('pa-lat', film, { seriesUID: pair, orientation: ['L', 'F'], view: 'PA' });
     add('pa-lat', film, { seriesUID: pair, orientation: ['A', 'F'], view: 'LL' });
     add('for-processing', film, { modality: 'DX', sopClassUID: DX_FOR_PROCESSING, view: 'PA' });
+    // The model's population is 1-5 years (manifest): an adult by Patient's Age or by birth date is not read; a child
+    // is, and so is a film whose age is malformed (anonymised exports write "51" without its unit).
+    add('adult', film, { orientation: ['L', 'F'], view: 'PA', extra: { PatientAge: '051Y' } });
+    add('adult-by-birth-date', film, { orientation: ['L', 'F'], view: 'PA', extra: { PatientBirthDate: '19700101' } });
+    add('child', film, { orientation: ['L', 'F'], view: 'PA', extra: { PatientAge: '003Y' } });
+    add('age-malformed', film, { orientation: ['L', 'F'], view: 'PA', extra: { PatientAge: '51' } });
     const out = mkdtempSync(join(tmpdir(), 'rn-cxr-out-'));
     await main(['analyze', ...paths, '--out', out], { out: () => undefined, err: () => undefined });
     summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as AnalyzeSummary;
@@ -159,5 +166,16 @@ describe.skipIf(!existsSync(MANIFEST))('radnode analyze with the shipped chest m
   it('DX for processing is refused at routing with its coded reason', () => {
     const np = summary.notProcessed.find((n) => n.studyInstanceUID === studies['for-processing']);
     expect(np?.reason.value).toBe('RN-NP-FORPROC');
+  });
+
+  it("a film whose patient's age is known and outside the model's 1-5 years is not read (RN-NP-AGE); a child's is, and an unusable age is read", () => {
+    for (const k of ['adult', 'adult-by-birth-date']) {
+      const r = resultOf(k);
+      expect(r.skipped.map((s) => s.reason.value), k).toEqual(['RN-NP-AGE']);
+      expect(r.priority, k).toBe('unprocessed');
+      expect(r.findings, k).toEqual([]);
+    }
+    expect(resultOf('adult').skipped[0].detail).toMatch(/aged 51 years; the model was trained on 1-5 years/);
+    for (const k of ['child', 'age-malformed']) expect(resultOf(k).studyScore, k).toBe(resultOf('standard').studyScore);
   });
 });

@@ -5,6 +5,7 @@
  * Any model whose manifest names detector 'cxr' runs here, so a site's own ONNX model needs no code.
  */
 import { createHash } from 'node:crypto';
+import type { ModelManifest } from '../../inference/manifest.ts';
 import type { LoadedModel } from '../../inference/registry.ts';
 import type { InferenceRuntime } from '../../inference/runtime.ts';
 import type { RadiographReply } from '../../inference/protocol.ts';
@@ -62,9 +63,14 @@ export function selectChestRadiograph(s: SeriesInfo): SelectResult {
 
 type OkReply = Extract<RadiographReply, { kind: 'ok' }>;
 
-/** Per-image refusals: the intent and the view of each image (a lateral inside a PA series is not read as frontal). */
-export function refuseRadiograph(r: OkReply): { reason: Code; detail: string } | undefined {
+/**
+ * Per-image refusals: the intent and the view of each image (a lateral inside a PA series is not read as frontal),
+ * and the patient's age against the model's population when both are known.
+ */
+export function refuseRadiograph(r: OkReply, population?: ModelManifest['population']): { reason: Code; detail: string } | undefined {
   if (r.presentationIntent === 'FOR PROCESSING') return { reason: NOT_PROCESSED.forProcessing, detail: 'Presentation Intent Type FOR PROCESSING' };
+  if (population && r.ageYears !== undefined && (r.ageYears < population.ageYears[0] || r.ageYears > population.ageYears[1]))
+    return { reason: NOT_PROCESSED.outsidePopulation, detail: `patient aged ${r.ageYears} years; the model was trained on ${population.ageYears[0]}-${population.ageYears[1]} years` };
   if (!r.viewPosition && /lateral/i.test(r.viewCode)) return { reason: NOT_PROCESSED.lateralView, detail: `View Code ${r.viewCode}` };
   return viewRefusal(r.viewPosition, '', 'View Code');
 }
@@ -117,7 +123,7 @@ export function createCxrDetector(model: LoadedModel, runtime: InferenceRuntime,
             ...(place ? { place } : {}),
           });
         }
-      }, refuseRadiograph);
+      }, (reply) => refuseRadiograph(reply, manifest.population));
       const { read, skipped, heatmaps, timingsMs } = images;
       ctx.log.debug('cxr run', { images: read, skipped: skipped.length, timingsMs });
       const result: DetectorResult = {
