@@ -163,6 +163,50 @@ export function percentileWindow(values: Float32Array, low = 0.005, high = 0.995
   return { center: lo + width / 2, width, function: 'LINEAR_EXACT', explanation: 'percentile' };
 }
 
+/**
+ * The nearest-rank percentile window over every pixel (train.py: sorted[floor(low·(n−1))], sorted[ceil(high·(n−1))]).
+ * percentileWindow samples every k-th pixel on large images, and a mirrored or transposed copy then samples other
+ * pixels and gets another window: the scores of copies would differ. The models' contract (train.py) is this one.
+ * Integer values (stored pixels after a linear Modality LUT with integer slope) go through a histogram, O(n); others
+ * are sorted.
+ */
+export function exactPercentileWindow(values: Float32Array, low: number, high: number): { center: number; width: number; function: 'LINEAR_EXACT' } {
+  const n = values.length;
+  const kLo = Math.floor(low * (n - 1));
+  const kHi = Math.ceil(high * (n - 1));
+  let min = Infinity;
+  let max = -Infinity;
+  let integral = true;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (integral && v !== Math.round(v)) integral = false;
+  }
+  let lo: number;
+  let hi: number;
+  if (integral && max - min <= 1 << 20) {
+    const hist = new Uint32Array(max - min + 1);
+    for (let i = 0; i < n; i++) hist[values[i] - min]++;
+    const kth = (k: number) => {
+      let acc = 0;
+      for (let b = 0; b < hist.length; b++) {
+        acc += hist[b];
+        if (acc > k) return b + min;
+      }
+      return max;
+    };
+    lo = kth(kLo);
+    hi = kth(kHi);
+  } else {
+    const sorted = Float32Array.from(values).sort();
+    lo = sorted[kLo];
+    hi = sorted[kHi];
+  }
+  const width = Math.max(1, hi - lo);
+  return { center: lo + width / 2, width, function: 'LINEAR_EXACT' };
+}
+
 export interface GrayscaleOptions {
   /** A detector-chosen window (e.g. lung: centre -600, width 1500), else the header's n-th window or VOI LUT. */
   window?: VoiWindow;

@@ -17,6 +17,7 @@ export {
   applyWindow,
   applyVoiLut,
   percentileWindow,
+  exactPercentileWindow,
   toDisplay,
   pixelSpacing,
   mammographyOrientation,

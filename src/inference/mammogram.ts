@@ -6,49 +6,6 @@
 import { mammographyOrientation, reorient, turnedPointToStored, type DicomInstance, type MammoOrientation } from '../dicom/index.ts';
 import { argMax, connectedBounds, resizeToInput } from './image.ts';
 
-/**
- * The nearest-rank percentile window over every pixel (train.py: sorted[floor(low·(n−1))], sorted[ceil(high·(n−1))]).
- * The imaging core's percentileWindow samples every k-th pixel on large images, and a mirrored or transposed copy
- * then samples other pixels and gets another window: the scores of copies would differ. Integer values (every
- * stored mammogram after a linear Modality LUT with integer slope) go through a histogram, O(n); others are sorted.
- */
-export function exactPercentileWindow(values: Float32Array, low: number, high: number): { center: number; width: number; function: 'LINEAR_EXACT' } {
-  const n = values.length;
-  const kLo = Math.floor(low * (n - 1));
-  const kHi = Math.ceil(high * (n - 1));
-  let min = Infinity;
-  let max = -Infinity;
-  let integral = true;
-  for (let i = 0; i < n; i++) {
-    const v = values[i];
-    if (v < min) min = v;
-    if (v > max) max = v;
-    if (integral && v !== Math.round(v)) integral = false;
-  }
-  let lo: number;
-  let hi: number;
-  if (integral && max - min <= 1 << 20) {
-    const hist = new Uint32Array(max - min + 1);
-    for (let i = 0; i < n; i++) hist[values[i] - min]++;
-    const kth = (k: number) => {
-      let acc = 0;
-      for (let b = 0; b < hist.length; b++) {
-        acc += hist[b];
-        if (acc > k) return b + min;
-      }
-      return max;
-    };
-    lo = kth(kLo);
-    hi = kth(kHi);
-  } else {
-    const sorted = Float32Array.from(values).sort();
-    lo = sorted[kLo];
-    hi = sorted[kHi];
-  }
-  const width = Math.max(1, hi - lo);
-  return { center: lo + width / 2, width, function: 'LINEAR_EXACT' };
-}
-
 /** Grid and tissue threshold of the breast crop: the same constants as train.py (GRID, TISSUE). */
 const GRID = 64;
 const TISSUE = 0.12;

@@ -7,11 +7,11 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { decodeFrames, inverseTurn, patientAgeYears, physicalValues, modalityLut, radiographTurn, readInstance, reorient, toDisplay, turnedPointToStored, type DataSetView, type Turn, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
+import { decodeFrames, exactPercentileWindow, inverseTurn, patientAgeYears, physicalValues, modalityLut, radiographTurn, readInstance, reorient, toDisplay, turnedPointToStored, type DataSetView, type Turn, type DecodedFrame, type DicomInstance, type VoiWindow } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 import { camToSource, hotRegion, normalise, resizeToInput, type HotRegion } from './image.ts';
 import { runCt, sessionClassifier } from './ct.ts';
-import { exactPercentileWindow, mammoCamToStored, mammogramInput, mammoPeak, type MammoPeak } from './mammogram.ts';
+import { mammoCamToStored, mammogramInput, mammoPeak, type MammoPeak } from './mammogram.ts';
 import type { CtReply, CtRequest, ExecutionProvider, Image2DSpec, ImageRefused, MammogramReply, MammogramRequest, OpenReply, OpenRequest, RadiographReply, RadiographRequest, TensorInfo, WorkerReply, WorkerRequest } from './protocol.ts';
 
 const sessions = new Map<string, ort.InferenceSession>();
