@@ -87,6 +87,16 @@ export class RadnodeError extends Error {
   }
 }
 
+/**
+ * Errors that belong to one file's bytes, not to the job: a detector lists that image (or its series) as not
+ * processed and reads the rest, since a retry would fail the same way and one broken file must not hide the others.
+ */
+const IMAGE_DATA_ERRORS: ReadonlySet<ErrorCode> = new Set(['RN_DICOM_MALFORMED', 'RN_DICOM_MISSING_ATTRIBUTE', 'RN_DICOM_UNSUPPORTED_TRANSFER_SYNTAX', 'RN_DICOM_DECODE_FAILED', 'RN_DICOM_TOO_LARGE']);
+
+export function isImageDataError(err: unknown): err is RadnodeError {
+  return err instanceof RadnodeError && IMAGE_DATA_ERRORS.has(err.code);
+}
+
 /** Wraps anything thrown into a RadnodeError so callers can read `code` and `retryable` without guessing. */
 export function asRadnodeError(err: unknown, fallback: ErrorCode = 'RN_INTERNAL'): RadnodeError {
   if (err instanceof RadnodeError) return err;

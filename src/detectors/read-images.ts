@@ -1,4 +1,4 @@
-import { RadnodeError, type ErrorCode } from '../errors.ts';
+import { isImageDataError } from '../errors.ts';
 import type { ImageRefused, StageTimings } from '../inference/protocol.ts';
 import type { Code, Heatmap, SkippedSeries } from '../results/findings.ts';
 import { NOT_PROCESSED } from '../workflow/reasons.ts';
@@ -11,12 +11,6 @@ type ImageReply =
 
 /** The coded reason for each worker refusal: a new refusal kind cannot compile without one. */
 const REFUSAL_REASON: Record<ImageRefused['reason'], Code> = { colour: NOT_PROCESSED.colourImage, multiframe: NOT_PROCESSED.multiFrame };
-
-/**
- * Errors that belong to one image's bytes, not to the job: that image is listed as not processed and the others are
- * still read (a retry would fail the same way, and one broken view must not hide the exam's other images).
- */
-const IMAGE_ERRORS: ReadonlySet<ErrorCode> = new Set(['RN_DICOM_MALFORMED', 'RN_DICOM_MISSING_ATTRIBUTE', 'RN_DICOM_UNSUPPORTED_TRANSFER_SYNTAX', 'RN_DICOM_DECODE_FAILED', 'RN_DICOM_TOO_LARGE']);
 
 type Source = { sopInstanceUID: string; path: string };
 type SeriesOf = DetectorInput['series'][number];
@@ -46,7 +40,7 @@ export async function readEachImage<R extends ImageReply>(
       try {
         reply = await infer(inst);
       } catch (err) {
-        if (!(err instanceof RadnodeError) || !IMAGE_ERRORS.has(err.code)) throw err;
+        if (!isImageDataError(err)) throw err;
         skip(NOT_PROCESSED.unreadable, inst, `${err.code}: ${err.message}`);
         continue;
       }

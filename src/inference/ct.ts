@@ -7,10 +7,11 @@ import { readFile } from 'node:fs/promises';
 import type * as ort from 'onnxruntime-node';
 import { loadVolume, planVolumes, type VolumePlan } from '../dicom/volume.ts';
 import { readHeader, readInstance, type DicomInstance } from '../dicom/instance.ts';
-import { RadnodeError } from '../errors.ts';
+import { isImageDataError, RadnodeError } from '../errors.ts';
 import { chooseCtSeries, MIN_LUNG_VOLUME_ML, type CtSeriesFacts } from '../detectors/ct/select.ts';
 import { detectNodules } from '../detectors/ct/pipeline.ts';
 import { PATCH_SIZE, PATCH_VOXELS, type PatchClassifier } from '../detectors/ct/types.ts';
+import type { SkippedSeries } from '../results/findings.ts';
 import { NOT_PROCESSED } from '../workflow/reasons.ts';
 import type { CtReply, CtRequest, CtTimings } from './protocol.ts';
 
@@ -76,50 +77,71 @@ export async function runCt(req: CtRequest, classify: PatchClassifier): Promise<
   // One series (the common case): read the files once, pixels and all. Several: headers first, pixels of the chosen.
   const single = req.series.length === 1;
   const read = new Map<string, DicomInstance[]>();
-  const facts: CtSeriesFacts[] = [];
+  let candidates: CtSeriesFacts[] = [];
+  // Series that could not be read, or were read and held no lungs: the next-best series is read instead.
+  const setAside: SkippedSeries[] = [];
+  const unreadable = (seriesInstanceUID: string, err: RadnodeError) =>
+    setAside.push({ seriesInstanceUID, reason: NOT_PROCESSED.unreadable, detail: `${err.code}: ${err.message}` });
   for (const s of req.series) {
-    const instances = await readSeries(s.paths, single);
-    if (single) read.set(s.seriesInstanceUID, instances);
-    facts.push(factsOf(s.seriesInstanceUID, instances, planVolumes(instances)));
+    try {
+      const instances = await readSeries(s.paths, single);
+      if (single) read.set(s.seriesInstanceUID, instances);
+      candidates.push(factsOf(s.seriesInstanceUID, instances, planVolumes(instances)));
+    } catch (err) {
+      // One unreadable file makes its series unreadable; the study's other series can still be read.
+      if (!isImageDataError(err)) throw err;
+      unreadable(s.seriesInstanceUID, err);
+    }
   }
-  const choice = chooseCtSeries(facts);
   timings.select = now() - t;
-  if (!choice.chosen) return { kind: 'refused', skipped: choice.skipped, timingsMs: timings };
-  const chosenUid = choice.chosen.seriesInstanceUID;
+  for (;;) {
+    t = now();
+    const choice = chooseCtSeries(candidates);
+    timings.select += now() - t;
+    const skipped = [...choice.skipped, ...setAside];
+    if (!choice.chosen) return { kind: 'refused', skipped, ...(setAside.length ? { reason: setAside[setAside.length - 1].reason } : {}), timingsMs: timings };
+    const chosenUid = choice.chosen.seriesInstanceUID;
+    const next = () => (candidates = candidates.filter((c) => c.seriesInstanceUID !== chosenUid));
 
-  t = now();
-  const instances = read.get(chosenUid) ?? (await readSeries(req.series.find((s) => s.seriesInstanceUID === chosenUid)!.paths, true));
-  read.clear();
-  const plan = planVolumes(instances);
-  const volume = await loadVolume(plan.stacks[0]);
-  timings.decode = now() - t;
+    t = now();
+    let volume: Awaited<ReturnType<typeof loadVolume>>;
+    try {
+      const instances = read.get(chosenUid) ?? (await readSeries(req.series.find((s) => s.seriesInstanceUID === chosenUid)!.paths, true));
+      read.delete(chosenUid);
+      volume = await loadVolume(planVolumes(instances).stacks[0]);
+    } catch (err) {
+      if (!isImageDataError(err)) throw err;
+      unreadable(chosenUid, err);
+      next();
+      continue;
+    } finally {
+      timings.decode += now() - t;
+    }
 
-  const result = await detectNodules(volume, classify, { minProbability: req.minProbability, ...(req.maxCandidates ? { maxCandidates: req.maxCandidates } : {}) });
-  Object.assign(timings, result.timingsMs);
-  if (result.lungVolumeMl < MIN_LUNG_VOLUME_ML) {
-    const reason = NOT_PROCESSED.noLungs;
+    const result = await detectNodules(volume, classify, { minProbability: req.minProbability, ...(req.maxCandidates ? { maxCandidates: req.maxCandidates } : {}) });
+    Object.assign(timings, result.timingsMs);
+    if (result.lungVolumeMl < MIN_LUNG_VOLUME_ML) {
+      setAside.push({ seriesInstanceUID: chosenUid, reason: NOT_PROCESSED.noLungs, detail: `lung mask ${Math.round(result.lungVolumeMl)} ml, under ${MIN_LUNG_VOLUME_ML} ml: no lungs in the field of view` });
+      next();
+      continue;
+    }
+    const first = volume.instances[0];
+    const fallback = setAside.length ? `; read after ${setAside.length} better-ranked series could not be used (listed as not processed)` : '';
     return {
-      kind: 'refused',
-      reason,
-      skipped: [...choice.skipped, { seriesInstanceUID: chosenUid, reason, detail: `lung mask ${Math.round(result.lungVolumeMl)} ml, under ${MIN_LUNG_VOLUME_ML} ml: no lungs in the field of view` }],
+      kind: 'ok',
+      seriesInstanceUID: chosenUid,
+      why: choice.why + fallback,
+      skipped,
+      frameOfReferenceUID: first.header.string('FrameOfReferenceUID') ?? '',
+      rows: volume.rows,
+      columns: volume.columns,
+      pixelSpacingMm: volume.pixelSpacingMm,
+      sliceSpacingMm: volume.sliceSpacingMm,
+      sliceSopInstanceUIDs: volume.instances.map((i) => i.SOPInstanceUID ?? ''),
+      nodules: result.nodules,
+      candidateCount: result.candidateCount,
+      lungVolumeMl: result.lungVolumeMl,
       timingsMs: timings,
     };
   }
-  const first = volume.instances[0];
-  return {
-    kind: 'ok',
-    seriesInstanceUID: chosenUid,
-    why: choice.why,
-    skipped: choice.skipped,
-    frameOfReferenceUID: first.header.string('FrameOfReferenceUID') ?? '',
-    rows: volume.rows,
-    columns: volume.columns,
-    pixelSpacingMm: volume.pixelSpacingMm,
-    sliceSpacingMm: volume.sliceSpacingMm,
-    sliceSopInstanceUIDs: volume.instances.map((i) => i.SOPInstanceUID ?? ''),
-    nodules: result.nodules,
-    candidateCount: result.candidateCount,
-    lungVolumeMl: result.lungVolumeMl,
-    timingsMs: timings,
-  };
 }

@@ -26,6 +26,7 @@ export const NOT_PROCESSED = {
   unreadable: { scheme: '99RADNODE', value: 'RN-NP-UNREADABLE', meaning: 'Image unreadable (malformed, undecodable or unsupported)' },
   declined: { scheme: '99RADNODE', value: 'RN-NP-DECLINED', meaning: 'The detector declined the series' },
   // CT (issue 7): what the series attributes or the slice geometry show only once the headers are read.
+  enhancedCt: { scheme: '99RADNODE', value: 'RN-NP-ENHANCED', meaning: 'Enhanced (multi-frame) CT; reads single-frame CT slices only' },
   notCtImage: { scheme: '99RADNODE', value: 'RN-NP-NOTCTIMAGE', meaning: 'Not a CT image object (CT or Enhanced CT Image Storage)' },
   notAxial: { scheme: '99RADNODE', value: 'RN-NP-NOTAXIAL', meaning: 'Not an axial stack (reformat, oblique or mixed orientations)' },
   gantryTilt: { scheme: '99RADNODE', value: 'RN-NP-TILT', meaning: 'Gantry tilt not resolved (sheared volume)' },

@@ -23,7 +23,7 @@ describe('Lung-RADS v2022 size categories', () => {
 });
 
 describe('Fleischner 2017 size bands', () => {
-  it('< 6 mm, 6–8 mm inclusive, > 8 mm', () => {
-    expect([4, 5.9, 6, 7.5, 8, 8.1, 20].map((d) => fleischnerBand({ meanDiameterMm: d }))).toEqual(['<6 mm', '<6 mm', '6-8 mm', '6-8 mm', '6-8 mm', '>8 mm', '>8 mm']);
+  it('< 6 mm, 6–8 mm inclusive, > 8 mm, on the mean diameter rounded to the nearest millimetre', () => {
+    expect([4, 5.4, 5.5, 5.9, 6, 7.5, 8, 8.4, 8.5, 20].map((d) => fleischnerBand({ meanDiameterMm: d }))).toEqual(['<6 mm', '<6 mm', '6-8 mm', '6-8 mm', '6-8 mm', '6-8 mm', '6-8 mm', '6-8 mm', '>8 mm', '>8 mm']);
   });
 });

@@ -1,7 +1,9 @@
 import type { FleischnerBand, LungRadsCategory, NoduleMeasurement } from './types.ts';
 
 /**
- * Size categories (issue 7, item 4), from the mean diameter rounded to 0.1 mm as both guidelines ask:
+ * Size categories (issue 7, item 4), from the mean of the long and short axes: Lung-RADS v2022 takes it to 0.1 mm,
+ * Fleischner 2017 rounded to the nearest whole millimetre (Bankier et al., Radiology 2017;285:584), so 5.6 mm is a
+ * 6 mm nodule there and 8.4 mm an 8 mm one:
  *
  * - Lung-RADS v2022 (ACR), baseline screening, size criteria only (growth, new nodules, perifissural or benign
  *   features need priors or a reader and are not scored here):
@@ -29,7 +31,7 @@ export function lungRadsCategory(m: Pick<NoduleMeasurement, 'type' | 'meanDiamet
 }
 
 export function fleischnerBand(m: Pick<NoduleMeasurement, 'meanDiameterMm'>): FleischnerBand {
-  const d = m.meanDiameterMm;
+  const d = Math.round(m.meanDiameterMm);
   if (d < 6) return '<6 mm';
   return d <= 8 ? '6-8 mm' : '>8 mm';
 }

@@ -210,6 +210,48 @@ describe('the ct request in the inference worker', () => {
     const ml = Number(/lung mask (\d+) ml/.exec(reply.skipped[0].detail)?.[1]);
     expect(ml).toBeLessThan(500);
   }, 120_000);
+
+  /** A series' files in head-to-foot plan order (ascending along the normal: feet first). */
+  const planned = (dir: string) => {
+    const headers = files(dir).map((f) => ({ f, h: readHeader(new Uint8Array(readFileSync(f))) }));
+    return planVolumes(headers.map((x) => x.h)).stacks[0].instances.map((i) => headers.find((x) => x.h.SOPInstanceUID === i.SOPInstanceUID)!.f);
+  };
+
+  it('reads the next series when the first choice holds no lungs, and says so', async () => {
+    const { models } = await loadModels(modelsDir, runtime);
+    const m = models[0];
+    // A 100 mm slab below the lungs (LIDC-IDRI-0001, 2.5 mm) covers more than a 50 mm slab through the mid chest
+    // (LIDC-IDRI-0002, 1.25 mm), so it is read first; it holds no lungs, and the mid-chest slab is read instead.
+    const below = planned(unpackedFile('ct/lidc/LIDC-IDRI-0001/dicom')).slice(0, 40);
+    const lidc2 = planned(unpackedFile('ct/lidc/LIDC-IDRI-0002/dicom'));
+    const mid = lidc2.slice(Math.floor(lidc2.length / 2) - 20, Math.floor(lidc2.length / 2) + 20);
+    const reply = await runtime.ct({ key: m.manifest.id, series: [{ seriesInstanceUID: 'below', paths: below }, { seriesInstanceUID: 'mid', paths: mid }], spec: m.manifest, minProbability: 0.5 });
+    expect(reply.kind).toBe('ok');
+    if (reply.kind !== 'ok') return;
+    expect(reply.seriesInstanceUID).toBe('mid');
+    expect(reply.skipped.map((x) => [x.seriesInstanceUID, x.reason.value])).toEqual([['below', 'RN-NP-NOLUNGS']]);
+    expect(reply.why).toMatch(/read after 1 better-ranked series could not be used/);
+  }, 180_000);
+
+  it('a series with an unreadable slice is listed as such and the study\'s other series is read', async () => {
+    const { models } = await loadModels(modelsDir, runtime);
+    const m = models[0];
+    // LIDC-IDRI-0002 (1.25 mm, preferred) with one slice's Pixel Data cut short; LIDC-IDRI-0001 (2.5 mm) intact.
+    const dir = mkdtempSync(join(tmpdir(), 'rn-ct-cut-'));
+    const lidc2 = files(unpackedFile('ct/lidc/LIDC-IDRI-0002/dicom')).map((f, i) => {
+      const bytes = readFileSync(f);
+      const copy = join(dir, `${i}.dcm`);
+      writeFileSync(copy, i === 60 ? bytes.subarray(0, bytes.length - 1000) : bytes);
+      return copy;
+    });
+    const lidc1 = files(unpackedFile('ct/lidc/LIDC-IDRI-0001/dicom'));
+    const reply = await runtime.ct({ key: m.manifest.id, series: [{ seriesInstanceUID: 'cut', paths: lidc2 }, { seriesInstanceUID: 'whole', paths: lidc1 }], spec: m.manifest, minProbability: 0.5 });
+    expect(reply.kind).toBe('ok');
+    if (reply.kind !== 'ok') return;
+    expect(reply.seriesInstanceUID).toBe('whole');
+    expect(reply.skipped.map((x) => [x.seriesInstanceUID, x.reason.value])).toEqual([['cut', 'RN-NP-UNREADABLE']]);
+    expect(reply.skipped[0].detail).toMatch(/RN_DICOM_MALFORMED/);
+  }, 180_000);
 });
 
 describe('radnode analyze on the GE head CT and the Philips exam summary', () => {

@@ -58,6 +58,14 @@ describe('selectCt (per series, stored attributes)', () => {
     }
   });
 
+  it('refuses Enhanced and Legacy Converted Enhanced CT with their own reason, not as too few images', () => {
+    const lidc = seriesInfo(dicomFiles(LIDC1())[0], 100);
+    for (const sopClassUID of ['1.2.840.10008.5.1.4.1.1.2.1', '1.2.840.10008.5.1.4.1.1.2.2']) {
+      const r = selectCt({ ...lidc, sopClassUID, instanceCount: 1 });
+      expect(r.accepted ? null : r.reason.value).toBe('RN-NP-ENHANCED');
+    }
+  });
+
   it('refuses thick slices when Slice Thickness says so, and short series', () => {
     const base = seriesInfo(dicomFiles(LIDC1())[0], 133);
     expect(selectCt({ ...base, sliceThicknessMm: 5 })).toMatchObject({ accepted: false, reason: NOT_PROCESSED.sliceTooThick });
@@ -111,6 +119,15 @@ describe('chooseCtSeries (per study, after the headers are read)', () => {
       expect(choice.skipped[0].reason).toEqual(NOT_PROCESSED.otherSeriesPreferred);
       expect(choice.skipped[0].detail).toBe(`another series was preferred: ${b.seriesInstanceUID}, 1.25 mm, STANDARD`);
     }
+  });
+
+  it('a series covering part of the chest does not win over the whole chest, however thin', () => {
+    const whole = factsOfDir(LIDC1());
+    const part: CtSeriesFacts = { ...whole, seriesInstanceUID: '1.2.3.5', sliceThicknessMm: 0.75, stacks: [{ ...whole.stacks[0], slices: 60, sliceSpacingMm: 0.75 }], seriesDescription: 'CaSc 0.75' };
+    const choice = chooseCtSeries([part, whole]);
+    expect(choice.chosen?.seriesInstanceUID).toBe(whole.seriesInstanceUID);
+    expect(choice.why).toMatch(/the whole chest, then thinnest slices/);
+    expect(choice.skipped.map((x) => x.seriesInstanceUID)).toEqual(['1.2.3.5']);
   });
 
   it('at equal thickness prefers the lung kernel (a LUNG reconstruction of the same slices)', () => {

@@ -17,6 +17,13 @@ import type { SelectResult, SeriesInfo } from '../detector.ts';
 
 /** PS3.4 B.5: CT Image Storage, Enhanced CT Image Storage, Legacy Converted Enhanced CT Image Storage. */
 export const CT_IMAGE_SOP_CLASSES = ['1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.5.1.4.1.1.2.1', '1.2.840.10008.5.1.4.1.1.2.2'];
+/**
+ * The two multi-frame classes: their slice geometry lives in per-frame functional groups, which the volume planner
+ * does not read yet, so they are refused with that reason rather than as "too few images" (one object per series).
+ */
+const ENHANCED_CT_SOP_CLASSES = ['1.2.840.10008.5.1.4.1.1.2.1', '1.2.840.10008.5.1.4.1.1.2.2'];
+/** A series covering less than this share of the longest qualifying series' extent is a partial reconstruction. */
+export const MIN_COVERAGE_SHARE = 0.8;
 
 /** Nodules of 5–10 mm vanish between thicker slices (Lung-RADS v2022 and the ACR CT protocol ask for ≤ 2.5–3 mm). */
 export const MAX_SLICE_THICKNESS_MM = 3;
@@ -60,6 +67,7 @@ export function selectCt(s: SeriesInfo): SelectResult {
   if (s.sopClassUID && !CT_IMAGE_SOP_CLASSES.includes(s.sopClassUID))
     return refuse(NOT_PROCESSED.notCtImage, `SOP Class ${s.sopClassUID}${imageType.length ? `, Image Type ${imageType.join('\\')}` : ''}`);
   if (imageType[0] === 'DERIVED' && imageType.includes('SECONDARY')) return refuse(NOT_PROCESSED.derived, `Image Type ${imageType.join('\\')}`);
+  if (s.sopClassUID && ENHANCED_CT_SOP_CLASSES.includes(s.sopClassUID)) return refuse(NOT_PROCESSED.enhancedCt, `SOP Class ${s.sopClassUID}`);
   const body = (s.bodyPartExamined ?? '').toUpperCase().replace(/\s+/g, '');
   if (!CHEST_BODY_PARTS.has(body)) return refuse(NOT_PROCESSED.notChest, `Body Part Examined ${s.bodyPartExamined}`);
   if (s.sliceThicknessMm !== undefined && s.sliceThicknessMm > MAX_SLICE_THICKNESS_MM)
@@ -145,9 +153,11 @@ const describe = (f: CtSeriesFacts): string => {
 
 /**
  * The study-level choice (issue 7: "prefer the thinnest lung-kernel series and say which was chosen and why"):
- * series refused on geometry are skipped with their reason; of the rest, the thinnest slices first (a 1 mm series
- * finds 4 mm nodules that 2.5 mm partial-volumes away), then the lung kernel, then the most slices (coverage), then
- * the Series Instance UID so that the choice is deterministic.
+ * series refused on geometry are skipped with their reason; of the rest, those covering the chest first (at least
+ * MIN_COVERAGE_SHARE of the longest one's head-foot extent: a thin targeted or cardiac reconstruction of part of the
+ * chest must not win over the whole chest), then the thinnest slices (a 1 mm series finds 4 mm nodules that 2.5 mm
+ * partial-volumes away), then the lung kernel, then the most slices, then the Series Instance UID so that the choice
+ * is deterministic.
  */
 export function chooseCtSeries(all: CtSeriesFacts[]): CtChoice {
   const skipped: SkippedSeries[] = [];
@@ -159,8 +169,12 @@ export function chooseCtSeries(all: CtSeriesFacts[]): CtChoice {
   }
   if (!ok.length) return { why: 'no series qualified', skipped };
   const thickness = (f: CtSeriesFacts) => Math.round(100 * Math.max(f.sliceThicknessMm ?? 0, f.stacks[0].sliceSpacingMm)) / 100;
+  const extent = (f: CtSeriesFacts) => f.stacks[0].slices * f.stacks[0].sliceSpacingMm;
+  const longest = Math.max(...ok.map(extent));
+  const partial = (f: CtSeriesFacts) => (extent(f) < MIN_COVERAGE_SHARE * longest ? 1 : 0);
   const ranked = [...ok].sort(
     (a, b) =>
+      partial(a) - partial(b) ||
       thickness(a) - thickness(b) ||
       lungKernelScore(b.convolutionKernel, b.seriesDescription) - lungKernelScore(a.convolutionKernel, a.seriesDescription) ||
       b.stacks[0].slices - a.stacks[0].slices ||
@@ -171,7 +185,7 @@ export function chooseCtSeries(all: CtSeriesFacts[]): CtChoice {
   const why =
     ok.length === 1
       ? `the only series that qualified: ${describe(chosen)}`
-      : `thinnest slices, then lung kernel, among ${ok.length} qualifying series: ${describe(chosen)} (${kernelWord})`;
+      : `the whole chest, then thinnest slices, then lung kernel, among ${ok.length} qualifying series: ${describe(chosen)} (${kernelWord}, ${Math.round(extent(chosen))} mm head to foot)`;
   for (const o of others) skipped.push({ seriesInstanceUID: o.seriesInstanceUID, reason: NOT_PROCESSED.otherSeriesPreferred, detail: `another series was preferred: ${describe(chosen)}` });
   return { chosen, why, skipped };
 }
