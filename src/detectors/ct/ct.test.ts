@@ -139,14 +139,22 @@ describe('CT findings and key-slice heatmaps through the result writers (LIDC-ID
       nodules, candidateCount: 2, lungVolumeMl: 5000, timingsMs: { select: 1, decode: 1 },
     };
     const findings = nodules.map((n, i) => noduleFinding(n, reply, i, 'ct', ['study', 'series', 'sha']));
+    // SCOORD puts (0,0) at the top-left pixel's corner (PS3.3 C.18.6.1.1): the axes' crossing, at voxel centre v,
+    // is written at v + 0.5 (to the quarter pixel the writer keeps).
+    const [la, lb] = (findings[0].place as Place3D).keyImage.points;
+    expect(Math.abs((la[0] + lb[0]) / 2 - (nodules[0].centreVoxel[0] + 0.5))).toBeLessThanOrEqual(0.25);
+    expect(Math.abs((la[1] + lb[1]) / 2 - (nodules[0].centreVoxel[1] + 0.5))).toBeLessThanOrEqual(0.25);
     const heatmaps = keySliceHeatmaps(nodules, reply);
     expect(heatmaps).toHaveLength(2);
     expect(heatmaps.map((h) => h.sopInstanceUID)).toEqual([...new Set(nodules.map((n) => reply.sliceSopInstanceUIDs[n.keySlice]))].sort((a, b) => reply.sliceSopInstanceUIDs.indexOf(a) - reply.sliceSopInstanceUIDs.indexOf(b)));
     // The heatmap peaks at the nodule centre with its probability.
     const h0 = heatmaps.find((h) => h.sopInstanceUID === reply.sliceSopInstanceUIDs[nodules[0].keySlice])!;
-    const cx = Math.floor((nodules[0].centreVoxel[0] / stack.columns) * HEATMAP_GRID);
-    const cy = Math.floor((nodules[0].centreVoxel[1] / stack.rows) * HEATMAP_GRID);
+    const cx = Math.floor(((nodules[0].centreVoxel[0] + 0.5) / stack.columns) * HEATMAP_GRID);
+    const cy = Math.floor(((nodules[0].centreVoxel[1] + 0.5) / stack.rows) * HEATMAP_GRID);
     expect(h0.values[cy * HEATMAP_GRID + cx]).toBeGreaterThan(0.9);
+    // The peak cell is the one holding the centre voxel's middle.
+    const peak = h0.values.indexOf(Math.max(...h0.values));
+    expect([peak % HEATMAP_GRID, Math.floor(peak / HEATMAP_GRID)]).toEqual([cx, cy]);
     expect(Math.max(...h0.values)).toBeLessThanOrEqual(0.97 + 1e-6);
 
     const sources = paths.map(sourceOf);

@@ -95,8 +95,10 @@ export function noduleFinding(n: Nodule, reply: Ok, index: number, idPrefix: str
       keyImage: {
         sopInstanceUID: reply.sliceSopInstanceUIDs[n.keySlice],
         shape: 'bidirectional',
-        // Long axis end points, then short axis end points: the order OHIF's Bidirectional tool hydrates.
-        points: [[q(a[0]), q(a[1])], [q(b[0]), q(b[1])], [q(c[0]), q(c[1])], [q(d[0]), q(d[1])]],
+        // Long axis end points, then short axis end points: the order OHIF's Bidirectional tool hydrates. The axes are
+        // in voxel indices (a pixel's centre at its index); SCOORD puts (0,0) at the top-left pixel's corner, so its
+        // centre is at +0.5 (PS3.3 C.18.6.1.1).
+        points: [a, b, c, d].map(([x, y]): [number, number] => [q(x + 0.5), q(y + 0.5)]),
       },
     },
     measurements,
@@ -131,8 +133,9 @@ export function keySliceHeatmaps(nodules: Nodule[], reply: Ok): Heatmap[] {
       const rMm = n.keySlice === k ? radiusMm : Math.sqrt(radiusMm * radiusMm - dzMm * dzMm);
       const sigmaX = Math.max(1, (rMm / reply.pixelSpacingMm[1]) * sx);
       const sigmaY = Math.max(1, (rMm / reply.pixelSpacingMm[0]) * sy);
-      const cx = n.centreVoxel[0] * sx;
-      const cy = n.centreVoxel[1] * sy;
+      // Grid cell x spans [x, x + 1) in grid units; voxel i's centre lies at i + 0.5 on the slice.
+      const cx = (n.centreVoxel[0] + 0.5) * sx;
+      const cy = (n.centreVoxel[1] + 0.5) * sy;
       const x0 = Math.max(0, Math.floor(cx - 3 * sigmaX));
       const x1 = Math.min(g - 1, Math.ceil(cx + 3 * sigmaX));
       const y0 = Math.max(0, Math.floor(cy - 3 * sigmaY));
