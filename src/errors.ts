@@ -30,6 +30,7 @@ export const ERROR_TABLE = {
   RN_ROUTE_NO_MATCH: { httpStatus: 200, retryable: false, exitCode: 1, description: 'No routing rule matched the series' },
   RN_JOB_NOT_FOUND: { httpStatus: 404, retryable: false, exitCode: 1, description: 'No such job' },
   RN_JOB_BAD_STATE: { httpStatus: 409, retryable: false, exitCode: 1, description: 'The job is not in a state that allows this action' },
+  RN_JOB_INTERRUPTED: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The job was interrupted (the process died: out of memory, a native crash) on every allowed attempt; dead-lettered so that it cannot take the node down again' },
   RN_DETECTOR_FAILED: { httpStatus: 500, retryable: true, exitCode: 1, description: 'The detector threw while running' },
   RN_DETECTOR_UNKNOWN: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The job names a detector that is not registered' },
   RN_DETECTOR_INVALID: { httpStatus: 500, retryable: false, exitCode: 2, description: 'A detector module does not export a valid detector' },

@@ -117,6 +117,43 @@ describe('SqliteStore', () => {
     expect(await s.getJob(a.id)).toMatchObject({ state: 'delivered', superseded_by: b.id });
   });
 
+  it('a written job still waiting for delivery is stopped by its successor; one already delivering finishes first and is named', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const done = { json: '{}', studyScore: 0, priority: 'negative' as const };
+    // A: written, never claimed for delivery (the PACS lane busy): its successor stops it, so only one SR is sent.
+    const a = (await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0)).job;
+    await s.claimJob('run', 'w', 10_000, { now: 0 });
+    await s.finishRun(a.id, 'w', [], done, 1);
+    const b = (await s.upsertJob('ST1', 'd', 'k2', inputs(['1', '2']), 2)).job;
+    expect(await s.getJob(a.id)).toMatchObject({ state: 'superseded', superseded_by: b.id });
+    expect(await s.claimJob('deliver', 'w', 10_000, { now: 3 })).toBeUndefined();
+    // B: written and being delivered when C arrives: B is not stopped, C waits for it and then names it.
+    await s.claimJob('run', 'w', 10_000, { now: 3 });
+    await s.finishRun(b.id, 'w', [], done, 4);
+    expect((await s.claimJob('deliver', 'w', 10_000, { now: 5 }))?.id).toBe(b.id);
+    const c = (await s.upsertJob('ST1', 'd', 'k3', inputs(['1', '2', '3']), 6)).job;
+    expect(await s.getJob(b.id)).toMatchObject({ state: 'written', superseded_by: c.id });
+    expect(await s.claimJob('run', 'w', 10_000, { now: 7 })).toBeUndefined(); // B still delivering
+    await s.markDelivered(b.id, 'w', {}, 8);
+    expect(await s.claimJob('run', 'w', 10_000, { now: 9 })).toMatchObject({ id: c.id, predecessor_job_id: b.id });
+  });
+
+  it('dead-letters a job whose every allowed attempt ended with the process dying under it (no restart loop)', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const { job } = await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0);
+    for (let i = 0; i < 3; i++) {
+      expect(await s.claimJob('run', `w${i}`, 10_000, { now: i, maxAttempts: 3 })).toMatchObject({ id: job.id, attempts: i + 1 });
+      await s.releaseAllLeases(i); // the process died; the next start releases its lease
+    }
+    expect(await s.claimJob('run', 'w', 10_000, { now: 10, maxAttempts: 3 })).toBeUndefined();
+    expect(await s.getJob(job.id)).toMatchObject({ state: 'failed', reason_code: 'RN_JOB_INTERRUPTED' });
+    // An operator's retry gives it its attempts back.
+    await s.retryJob(job.id, 'operator', 11);
+    expect(await s.claimJob('run', 'w', 10_000, { now: 12, maxAttempts: 3 })).toMatchObject({ id: job.id, attempts: 1 });
+  });
+
   it('dead-letters queued jobs whose detector is no longer installed', async () => {
     const s = SqliteStore.open(':memory:');
     await s.recordInstance(inst('1'));

@@ -298,10 +298,19 @@ export class SqliteStore {
       const id = Number(info.lastInsertRowid);
       this.auditSync('workflow', 'job.created', 'job', id, { study: studyUID, detector, inputKey, supersedes: prev?.id ?? null, ...(wait ? { waitUntil: wait.until, why: wait.why } : {}) }, now);
       if (prev) {
-        const stop = prev.state === 'queued' || prev.state === 'running' || prev.state === 'failed';
+        // A written job still waiting for the delivery lane is stopped too: delivering it beside its successor would
+        // put two SRs in the PACS, neither naming the other. One that is delivering now, or has tried (part of it may
+        // be in the PACS), delivers first; its successor waits for it to settle (claimJob) and then names it.
+        const waitingToDeliver = prev.state === 'written' && prev.lease_owner === null && !this.db
+          .prepare(`SELECT 1 FROM audit WHERE entity = 'job' AND entity_id = ? AND action = 'job.delivering' LIMIT 1`)
+          .get(String(prev.id));
+        const stop = prev.state === 'queued' || prev.state === 'running' || prev.state === 'failed' || waitingToDeliver;
         this.db
-          .prepare(`UPDATE jobs SET superseded_by = ?, state = CASE WHEN ? THEN 'superseded' ELSE state END, lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`)
-          .run(id, stop ? 1 : 0, now, prev.id);
+          // A job left to finish keeps its lease: clearing it would make its delivery fail its owner check.
+          .prepare(`UPDATE jobs SET superseded_by = @id, state = CASE WHEN @stop THEN 'superseded' ELSE state END,
+                    lease_owner = CASE WHEN @stop THEN NULL ELSE lease_owner END, lease_until = CASE WHEN @stop THEN NULL ELSE lease_until END,
+                    updated_at = @now WHERE id = @prev`)
+          .run({ id, stop: stop ? 1 : 0, now, prev: prev.id });
         this.auditSync('workflow', 'job.superseded', 'job', prev.id, { by: id, stopped: stop }, now);
       }
       return { job: this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow, created: true };
@@ -330,18 +339,39 @@ export class SqliteStore {
    * Claims one job ready for a phase with a lease. A job whose lease expired (its worker died: kill -9) is ready
    * again, so work resumes after a restart without an operator.
    */
-  async claimJob(phase: ClaimPhase, owner: string, leaseMs: number, opts: { detector?: string; now?: number } = {}): Promise<JobRow | undefined> {
+  async claimJob(phase: ClaimPhase, owner: string, leaseMs: number, opts: { detector?: string; now?: number; maxAttempts?: number } = {}): Promise<JobRow | undefined> {
     const now = opts.now ?? Date.now();
+    // A job runs only once no older job of its (study, detector) chain is still delivering: its SR must name the SR
+    // that older job puts in the PACS (Predecessor Documents Sequence), which is known only once it is delivered.
     const ready =
       phase === 'run'
-        ? `((state = 'queued' AND next_attempt_at <= @now) OR (state = 'running' AND lease_until < @now))`
+        ? `((state = 'queued' AND next_attempt_at <= @now) OR (state = 'running' AND lease_until < @now))
+           AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.study_uid = jobs.study_uid AND o.detector = jobs.detector AND o.id < jobs.id AND o.state = 'written')`
         : `(state = 'written' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until < @now))`;
     return this.db.transaction(() => {
       const row = this.db
         .prepare(`SELECT * FROM jobs WHERE ${ready} ${opts.detector ? 'AND detector = @detector' : ''} ORDER BY next_attempt_at, id LIMIT 1`)
         .get(opts.detector ? { now, detector: opts.detector } : { now }) as JobRow | undefined;
       if (!row) return undefined;
+      // Every claim counts an attempt and every recorded failure dead-letters at maxAttempts, so a job claimed again
+      // with its attempts spent never recorded how its last attempt ended: the process died under it each time. Run
+      // again, it would take the node down again (a restart loop): it is dead-lettered for an operator instead.
+      if (opts.maxAttempts !== undefined && row.attempts >= opts.maxAttempts) {
+        const detail = `interrupted on each of ${row.attempts} attempts (the process died while the job held it)`;
+        this.db
+          .prepare(`UPDATE jobs SET state = 'failed', reason_code = 'RN_JOB_INTERRUPTED', reason_detail = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`)
+          .run(detail, now, row.id);
+        this.auditSync('workflow', 'job.failed', 'job', row.id, { code: 'RN_JOB_INTERRUPTED', attempts: row.attempts, phase }, now);
+        return undefined;
+      }
       const nextState = phase === 'run' ? 'running' : 'written';
+      if (phase === 'run') {
+        // The predecessor is the newest delivered SR of the chain when the job runs, not when it was queued.
+        const delivered = this.db
+          .prepare(`SELECT id FROM jobs WHERE study_uid = ? AND detector = ? AND state = 'delivered' AND id < ? ORDER BY id DESC LIMIT 1`)
+          .get(row.study_uid, row.detector, row.id) as { id: number } | undefined;
+        this.db.prepare('UPDATE jobs SET predecessor_job_id = ? WHERE id = ?').run(delivered?.id ?? null, row.id);
+      }
       this.db
         .prepare('UPDATE jobs SET state = ?, lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?')
         .run(nextState, owner, now + leaseMs, now, row.id);

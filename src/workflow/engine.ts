@@ -114,13 +114,13 @@ export class WorkflowEngine {
       }
       for (const id of this.deps.detectors.keys()) {
         if (this.busyRun.has(id)) continue;
-        const job = await store.claimJob('run', this.workerId, config.workflow.leaseMs, { detector: id });
+        const job = await store.claimJob('run', this.workerId, config.workflow.leaseMs, { detector: id, maxAttempts: config.workflow.maxAttempts });
         if (!job) continue;
         this.busyRun.add(id);
         this.track(this.runJob(job).finally(() => this.busyRun.delete(id)));
       }
       if (!this.busyDeliver) {
-        const job = await store.claimJob('deliver', this.workerId, config.workflow.leaseMs);
+        const job = await store.claimJob('deliver', this.workerId, config.workflow.leaseMs, { maxAttempts: config.workflow.maxAttempts });
         if (job) {
           this.busyDeliver = true;
           this.track(this.deliverJob(job).finally(() => (this.busyDeliver = false)));
