@@ -24,6 +24,7 @@ export const ERROR_TABLE = {
   RN_INGEST_BODY_TOO_LARGE: { httpStatus: 413, retryable: false, exitCode: 1, description: 'The request body exceeds the configured limit' },
   RN_INGEST_STUDY_MISMATCH: { httpStatus: 409, retryable: false, exitCode: 1, description: 'Instance does not belong to the study named in the URL' },
   RN_INGEST_DISK_FULL: { httpStatus: 507, retryable: true, exitCode: 1, description: 'Free disk space is below the configured threshold' },
+  RN_INGEST_SERIES_IN_OTHER_STUDY: { httpStatus: 409, retryable: false, exitCode: 1, description: 'The Series Instance UID already belongs to another study (a reused UID): the instance is not stored' },
   RN_INGEST_CONFLICT: { httpStatus: 409, retryable: false, exitCode: 1, description: 'A SOP Instance UID was re-sent with different bytes' },
   RN_POLL_FAILED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'Polling the PACS failed' },
   // workflow

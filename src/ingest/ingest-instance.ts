@@ -85,9 +85,21 @@ export async function ingestFile(
         moved = true;
         await deps.store.recordConflict(header.sopInstanceUID, path, sha256);
         deps.log.warn('instance re-sent with different bytes; kept as a conflict', { sopInstanceUID: header.sopInstanceUID });
+        // The sender must not read "stored" (PS3.18 10.5.3: 200 means every instance was): a corrected object sent
+        // under the old UID was not taken, and it must know to send it with a new SOP Instance UID.
+        throw new RadnodeError('RN_INGEST_CONFLICT', `SOP Instance ${header.sopInstanceUID} is already stored with other content; this version was kept aside as a conflict, not stored (send a changed object under a new SOP Instance UID)`, {
+          details: { sopInstanceUID: header.sopInstanceUID, sopClassUID: header.sopClassUID },
+        });
       }
       return { ...base, status: 'duplicate', reopened: false };
     }
+    const seriesStudy = await deps.store.studyOfSeries(header.seriesInstanceUID);
+    if (seriesStudy !== undefined && seriesStudy !== header.studyInstanceUID)
+      // A Series Instance UID is unique across studies (PS3.3 C.7.3.1); one reused by a modality or a PACS merge
+      // would put one patient's image into another patient's series and job.
+      throw new RadnodeError('RN_INGEST_SERIES_IN_OTHER_STUDY', `instance ${header.sopInstanceUID} of study ${header.studyInstanceUID} names Series Instance UID ${header.seriesInstanceUID}, which belongs to study ${seriesStudy}: not stored`, {
+        details: { sopInstanceUID: header.sopInstanceUID, sopClassUID: header.sopClassUID },
+      });
     if (deps.minFreeMb > 0 && freeMb(deps.dataDir) < deps.minFreeMb)
       throw new RadnodeError('RN_INGEST_DISK_FULL', `less than ${deps.minFreeMb} MB free in the data folder`, { details: { sopInstanceUID: header.sopInstanceUID, sopClassUID: header.sopClassUID } });
     const path = instancePath(deps.dataDir, header.studyInstanceUID, header.seriesInstanceUID, header.sopInstanceUID);

@@ -74,6 +74,11 @@ export class SqliteStore {
 
   // ---------------------------------------------------------------- instances, series, studies
 
+  /** The study a series belongs to, when the series is known. */
+  async studyOfSeries(seriesInstanceUID: string): Promise<string | undefined> {
+    return (this.db.prepare('SELECT study_uid FROM series WHERE series_uid = ?').get(seriesInstanceUID) as { study_uid: string } | undefined)?.study_uid;
+  }
+
   async getInstance(sopInstanceUID: string): Promise<{ sha256: string; path: string; study_uid: string; purged_at: number | null } | undefined> {
     return this.db.prepare('SELECT sha256, path, study_uid, purged_at FROM instances WHERE sop_instance_uid = ?').get(sopInstanceUID) as
       | { sha256: string; path: string; study_uid: string; purged_at: number | null }

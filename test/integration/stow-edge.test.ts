@@ -83,6 +83,20 @@ describe('STOW-RS edge cases on the running daemon', () => {
     expect(JSON.stringify(again.json['00081199'])).toContain(inst.sopInstanceUID);
   });
 
+  it('an instance naming a Series Instance UID of another study is refused (409, C409) and not stored: two patients never share a series', async () => {
+    const a = await dicom();
+    const first = multipart([{ body: a.bytes }]);
+    expect((await post('/dicom-web/studies', first.body, first.contentType)).status).toBe(200);
+    const m = await makeInstance(CR, mkdtempSync(join(tmpdir(), 'rn-edge-')), { studyUID: newUid(), seriesUID: a.seriesInstanceUID, patientId: 'RN-OTHER' });
+    const [rows, files] = snapshot();
+    const second = multipart([{ body: readFileSync(m.path) }]);
+    const res = await post('/dicom-web/studies', second.body, second.contentType);
+    expect(res.status).toBe(409);
+    const failed = res.json['00081198'] as { Value: Record<string, { Value: unknown[] }>[] };
+    expect(failed.Value[0]['00081197'].Value[0]).toBe(0xc409);
+    expectNothingStoredSince(rows, files);
+  });
+
   it('the same SOP Instance UID with different bytes is kept as an audited conflict, never replacing the first', async () => {
     const inst = await dicom();
     const { body, contentType } = multipart([{ body: inst.bytes }]);
@@ -91,7 +105,12 @@ describe('STOW-RS edge cases on the running daemon', () => {
     changed[changed.length - 1] ^= 0xff; // one pixel differs
     const conflicts = await node.store.countConflicts();
     const r = multipart([{ body: changed }]);
-    expect((await post('/dicom-web/studies', r.body, r.contentType)).status).toBe(200);
+    // Not "stored": the sender learns that this version was not taken (PS3.18 10.5.3), reason 0111 (duplicate SOP
+    // Instance), so a corrected object is re-sent under a new UID rather than deleted as delivered.
+    const res = await post('/dicom-web/studies', r.body, r.contentType);
+    expect(res.status).toBe(409);
+    const failed = res.json['00081198'] as { Value: Record<string, { Value: unknown[] }>[] };
+    expect(failed.Value[0]['00081197'].Value[0]).toBe(0x0111);
     expect(await node.store.countConflicts()).toBe(conflicts + 1);
     const stored = await node.store.getInstance(inst.sopInstanceUID);
     expect(readFileSync(stored!.path).equals(inst.bytes)).toBe(true);

@@ -29,6 +29,13 @@ dimse.log.setLevel('silent'); // see quietDimseLibrary in src/delivery/dimse.ts:
 dimse.Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
 dimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION);
 const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason } = constants;
+
+/** C-STORE failure statuses (PS3.4 B.2.3, PS3.7 C) for ingest refusals that have a closer code than Processing Failure. */
+const DIMSE_STATUS: Partial<Record<string, number>> = {
+  RN_INGEST_DISK_FULL: 0xa700, // Refused: Out of Resources
+  RN_INGEST_CONFLICT: 0x0111, // Duplicate SOP Instance (other content under a stored UID)
+  RN_INGEST_SERIES_IN_OTHER_STUDY: 0xc000, // Cannot understand: the UIDs contradict what is stored
+};
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
 type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
@@ -207,7 +214,7 @@ function makeScpClass(deps: ScpDeps) {
           const e = asRadnodeError(err);
           log.warn('C-STORE refused', { callingAeTitle: this.callingAe, code: e.code, message: e.message });
           // PS3.4 Annex B.2.3: A7xx out of resources (the sender may retry later), Cxxx cannot understand.
-          respond(e.code === 'RN_INGEST_DISK_FULL' ? 0xa700 : e.code.startsWith('RN_DICOM_') ? 0xc000 : Status.ProcessingFailure, `${e.code}: ${e.message}`);
+          respond(DIMSE_STATUS[e.code] ?? (e.code.startsWith('RN_DICOM_') ? 0xc000 : Status.ProcessingFailure), `${e.code}: ${e.message}`);
         }
       })();
     }

@@ -46,6 +46,7 @@ export function failureReasonFor(code: ErrorCode): FailureReasonCode {
     case 'RN_INGEST_DISK_FULL':
       return FailureReason.OutOfResources;
     case 'RN_INGEST_STUDY_MISMATCH':
+    case 'RN_INGEST_SERIES_IN_OTHER_STUDY':
       return FailureReason.StudyInstanceUIDMismatch;
     case 'RN_INGEST_CONFLICT':
       return FailureReason.DuplicateSOPInstance;
