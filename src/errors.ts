@@ -63,6 +63,7 @@ export const ERROR_TABLE = {
   RN_WORKLIST_PAGE_BUILD_FAILED: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The worklist page could not be bundled at start-up' },
   RN_WEBHOOK_REJECTED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The webhook receiver did not answer 2xx (retried with backoff)' },
   // store
+  RN_DATA_DIR_IN_USE: { httpStatus: 500, retryable: false, exitCode: 2, description: 'Another radnode is running on the same data folder' },
   RN_STORE_CORRUPT: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The store is unreadable or its schema is newer than this program' },
   RN_INTERNAL: { httpStatus: 500, retryable: true, exitCode: 1, description: 'An unexpected internal error' },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean; exitCode: 1 | 2; description: string }>;

@@ -12,6 +12,7 @@ import type { Detector } from './detectors/detector.ts';
 import { asRadnodeError } from './errors.ts';
 import { readIngestHeader } from './ingest/header.ts';
 import { ingestFile } from './ingest/ingest-instance.ts';
+import { lockDataDir, type DataLock } from './store/data-lock.ts';
 import { pollSources } from './ingest/poll-runner.ts';
 import type { PollSink, PollSource } from './ingest/poll/sink.ts';
 import { schedulePoller } from './ingest/poll/schedule.ts';
@@ -102,8 +103,19 @@ function pollSink(config: RadnodeConfig, store: SqliteStore, engine: WorkflowEng
 
 /** Starts the daemon: store, recovery, detectors, workflow, HTTP, pollers. */
 export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: Detector[]; log?: Logger } = {}): Promise<RunningNode> {
-  const log = opts.log ?? createLogger(config.logging.level, { service: 'radnode' });
   mkdirSync(config.data.dir, { recursive: true });
+  // Before recovery touches anything: recovery is only right when no other daemon uses the folder.
+  const lock = lockDataDir(config.data.dir);
+  try {
+    return await startLockedNode(config, opts, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLockedNode(config: RadnodeConfig, opts: { extraDetectors?: Detector[]; log?: Logger }, lock: DataLock): Promise<RunningNode> {
+  const log = opts.log ?? createLogger(config.logging.level, { service: 'radnode' });
   const store = SqliteStore.open(join(config.data.dir, 'radnode.sqlite'));
   await recover(config, store, log);
   await store.restartQuietPeriods();
@@ -197,6 +209,7 @@ export async function startNode(config: RadnodeConfig, opts: { extraDetectors?: 
       await worklist.stop();
       await builtin.runtime.terminate();
       store.close();
+      lock.release();
     },
   };
 }

@@ -2,7 +2,7 @@
  * Issue 2, STOW edge cases against the whole daemon (real store, real files): each bad request gets the right status
  * and a clear reason, and nothing half-stored is left — no instance rows, no instance files, no temp files.
  */
-import { mkdtempSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,9 @@ beforeAll(async () => {
   });
   node = await startNode(config, { log: silentLogger });
   base = `http://127.0.0.1:${node.port}`;
+  sameFolder = config;
 });
+let sameFolder: ReturnType<typeof loadConfig>;
 afterAll(async () => {
   await node?.stop().catch(() => undefined);
 });
@@ -202,5 +204,17 @@ describe('STOW-RS edge cases on the running daemon', () => {
     expect(forbidden.status).toBe(403);
     expect(forbidden.json.code).toBe('RN_AUTH_FORBIDDEN');
     expectNothingStoredSince(rows, files);
+  });
+});
+
+describe('one daemon per data folder', () => {
+  it('a second radnode on the running one\'s data folder is refused before its recovery touches anything', async () => {
+    const parked = join(dataDir, 'tmp', 'in-flight.part'); // as a STOW part of the running daemon would be
+    writeFileSync(parked, 'x');
+    await expect(startNode(sameFolder, { log: silentLogger })).rejects.toMatchObject({ code: 'RN_DATA_DIR_IN_USE' });
+    expect(existsSync(parked)).toBe(true);
+    rmSync(parked);
+    // The running daemon still answers.
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
   });
 });
