@@ -51,7 +51,7 @@ export const ERROR_TABLE = {
   RN_DIMSE_STORE_FAILED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'The DICOM peer answered a C-STORE with a failure status' },
   RN_DIMSE_NOT_CONFIRMED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'Storage commitment or an IMAGE-level C-FIND did not confirm every sent instance' },
   RN_DIMSE_QUERY_FAILED: { httpStatus: 502, retryable: true, exitCode: 1, description: 'A C-FIND, C-MOVE or C-GET failed' },
-  RN_SOURCE_STUDY_CHANGED: { httpStatus: 409, retryable: false, exitCode: 1, description: 'The source study is gone from the PACS or its Patient ID changed' },
+  RN_SOURCE_STUDY_CHANGED: { httpStatus: 409, retryable: false, exitCode: 1, description: 'The source study is not in the PACS (retried with backoff: it may still be arriving) or its Patient ID changed (final)' },
   // built-in viewer (its read-only DICOMweb proxy)
   RN_VIEWER_UNAVAILABLE: { httpStatus: 500, retryable: false, exitCode: 2, description: 'The OHIF files for the built-in viewer are missing (run scripts/fetch-ohif) or its port cannot be opened' },
   RN_VIEWER_ROUTE_REFUSED: { httpStatus: 403, retryable: false, exitCode: 1, description: 'The viewer proxy forwards only the DICOMweb read routes OHIF needs' },

@@ -188,6 +188,7 @@ describe('deliverObjects against Orthanc', () => {
       'RN_SOURCE_STUDY_CHANGED',
     );
     expect(err.details.studyFound).toBe(false);
+    expect(err.retryable).toBe(true); // not in the PACS yet (fan-out, indexing): retried with backoff, then dead-lettered
     expect(await getStudyPatientId(pacsOf(orthanc), study)).toBe('PID-5');
   });
 });

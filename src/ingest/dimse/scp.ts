@@ -198,9 +198,11 @@ function makeScpClass(deps: ScpDeps) {
       };
       if (!file) return respond(Status.ProcessingFailure, 'no data set received');
       void (async () => {
+        let closed = false;
         try {
           fsyncSync(file.fd);
           closeSync(file.fd);
+          closed = true;
           this.open.delete(file);
           // ingestFile renames, fsyncs the folder and records; only then is the success response sent.
           const outcome = await ingestFile(ingestDeps, { tempPath: file.path }, { source: 'dimse' });
@@ -209,6 +211,14 @@ function makeScpClass(deps: ScpDeps) {
           respond(Status.Success);
           if (this.caller) deps.onStored?.({ caller: this.caller, callingAeTitle: this.callingAe, outcome });
         } catch (err) {
+          // An fsync that failed (a full or failing disk) left the descriptor open: close it, or each refusal leaks one.
+          if (!closed) {
+            try {
+              closeSync(file.fd);
+            } catch {
+              /* already closed */
+            }
+          }
           this.open.delete(file);
           rmSync(file.path, { force: true });
           const e = asRadnodeError(err);
