@@ -15,6 +15,16 @@ export type QidoPollResult = { studiesSeen: number; studiesPulled: number; insta
 
 const DAY_MS = 86_400_000;
 
+/**
+ * Number of Study Related Instances of each study at its last reconciliation, per PACS. The count radnode keeps
+ * leaves out its own results and the SR/KO/PR a reader adds, so a processed study never matches the PACS's count;
+ * without this, every poll would walk every such study's series again. A study whose count is unchanged since it was
+ * last walked is skipped for up to an hour (an instance deleted and another added leave the count alone, so it is
+ * still walked now and then); after a restart each study is walked once more.
+ */
+const reconciledCounts = new Map<string, Map<string, { count: number; at: number }>>();
+const REWALK_MS = 3_600_000;
+
 /** DA in local time: Study Date is the modality's local calendar date (PS3.3 C.7.2.1), not UTC. */
 export function dicomDate(d: Date): string {
   return `${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, '0')}${String(d.getDate()).padStart(2, '0')}`;
@@ -54,6 +64,12 @@ export async function pollQido(pacs: PacsConfig, sink: PollSink, opts: QidoPollO
     }
   }
   const result: QidoPollResult = { studiesSeen: studies.size, studiesPulled: 0, instancesPulled: 0, studiesFailed: 0 };
+  // Per PACS and modality filter: a study walked for MR only has not been walked for CR.
+  const key = `${pacs.url}|${(opts.modalities ?? []).map((m) => m.toUpperCase()).sort().join(',')}`;
+  const reconciled = reconciledCounts.get(key) ?? new Map<string, { count: number; at: number }>();
+  reconciledCounts.set(key, reconciled);
+  // Studies that left the window are forgotten, so the map stays the size of one window.
+  for (const uid of reconciled.keys()) if (!studies.has(uid)) reconciled.delete(uid);
 
   for (const [studyUID, study] of studies) {
     // Filtering by ModalitiesInStudy here rather than in the query: QIDO matching of a multi-valued attribute against
@@ -64,9 +80,12 @@ export async function pollQido(pacs: PacsConfig, sink: PollSink, opts: QidoPollO
       if (opts.modalities?.length && !opts.modalities.some((m) => inStudy.includes(m.toUpperCase()))) continue;
     }
     if (study.count !== undefined && study.count <= (await sink.knownInstanceCount(studyUID))) continue;
+    const last = reconciled.get(studyUID);
+    if (study.count !== undefined && last?.count === study.count && now.getTime() - last.at < REWALK_MS) continue;
 
     try {
       const pulled = await pullStudy(pacs, sink, studyUID, 'poll-qido', { modalities: opts.modalities, log });
+      if (study.count !== undefined && pulled.failedInstances === 0) reconciled.set(studyUID, { count: study.count, at: now.getTime() });
       if (pulled.pulled > 0) {
         result.studiesPulled++;
         result.instancesPulled += pulled.pulled;

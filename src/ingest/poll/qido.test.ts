@@ -1,0 +1,57 @@
+/**
+ * The QIDO reconciliation poll against a fake PACS on 127.0.0.1 holding a processed study: 2 CR images, plus the SR
+ * and heatmap radnode delivered (which radnode's own count leaves out, so the counts never match).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PacsConfig } from '../../config/types.ts';
+import { silentLogger } from '../../log.ts';
+import { pollQido } from './qido.ts';
+import type { PollSink } from './sink.ts';
+
+const tag = (vr: string, v: unknown) => ({ vr, Value: [v] });
+const paths: string[] = [];
+const server = http.createServer((req, res) => {
+  const u = req.url ?? '';
+  paths.push(u.split('?')[0]);
+  let body: unknown = [];
+  if (/\/studies\?/.test(u)) body = [{ '0020000D': tag('UI', '1.2.3'), '00201208': tag('IS', 4), '00080061': { vr: 'CS', Value: ['CR', 'SR', 'OT'] } }];
+  else if (/\/series\?/.test(u))
+    body = [
+      { '0020000E': tag('UI', '1.2.3.1'), '00080060': tag('CS', 'CR'), '00201209': tag('IS', 2) },
+      { '0020000E': tag('UI', '1.2.3.9'), '00080060': tag('CS', 'SR'), '00201209': tag('IS', 1) },
+    ];
+  else if (/\/instances/.test(u)) body = [{ '00080018': tag('UI', '1.2.3.1.1') }, { '00080018': tag('UI', '1.2.3.1.2') }];
+  res.setHeader('content-type', 'application/dicom+json');
+  res.end(JSON.stringify(body));
+});
+let pacs: PacsConfig;
+beforeAll(async () => {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  pacs = { kind: 'dicomweb', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/dicom-web`, auth: { type: 'none' }, timeoutMs: 5000 } as PacsConfig;
+});
+afterAll(() => server.close());
+
+const sink: PollSink = {
+  getCheckpoint: async () => null,
+  setCheckpoint: async () => undefined,
+  knownInstanceCount: async () => 2,
+  knownInstances: async () => new Set(['1.2.3.1.1', '1.2.3.1.2']),
+  purgedInstances: async () => new Set<string>(),
+  ingest: async () => undefined,
+};
+
+describe('QIDO reconciliation poll', () => {
+  it('walks a processed study once, then skips it while its PACS count is unchanged, and walks it again after an hour', async () => {
+    const t0 = new Date('2026-11-25T10:00:00Z');
+    const poll = async (now: Date) => {
+      paths.length = 0;
+      await pollQido(pacs, sink, { lookbackDays: 2, modalities: ['CR'], log: silentLogger, now });
+      return paths.length;
+    };
+    expect(await poll(t0)).toBe(3); // studies, series, the CR series' instances
+    expect(await poll(new Date(t0.getTime() + 30_000))).toBe(1); // studies only
+    expect(await poll(new Date(t0.getTime() + 3_600_000))).toBe(3);
+  });
+});
