@@ -130,6 +130,16 @@ describe('chooseCtSeries (per study, after the headers are read)', () => {
     expect(choice.skipped.map((x) => x.seriesInstanceUID)).toEqual(['1.2.3.5']);
   });
 
+  it('refuses a series holding two volumes over the same positions, tolerates a slice sent twice', () => {
+    const whole = factsOfDir(LIDC1());
+    const withDuplicates = (count: number): CtSeriesFacts => ({
+      ...whole,
+      stacks: [{ ...whole.stacks[0], issues: [...whole.stacks[0].issues, { code: 'DUPLICATE_SLICES', detail: `${count} slice(s) repeat a position`, count }] }],
+    });
+    expect(geometryRefusal(withDuplicates(2))).toBeUndefined();
+    expect(geometryRefusal(withDuplicates(whole.stacks[0].slices))).toMatchObject({ reason: NOT_PROCESSED.irregularSlices, detail: expect.stringMatching(/two reconstructions or scans/) });
+  });
+
   it('at equal thickness prefers the lung kernel (a LUNG reconstruction of the same slices)', () => {
     const std = factsOfDir(LIDC1());
     const lung: CtSeriesFacts = { ...std, seriesInstanceUID: '1.2.3.4', convolutionKernel: 'LUNG', seriesDescription: 'CHEST 2.5 LUNG' };

@@ -22,6 +22,8 @@ export const CT_IMAGE_SOP_CLASSES = ['1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008
  * does not read yet, so they are refused with that reason rather than as "too few images" (one object per series).
  */
 const ENHANCED_CT_SOP_CLASSES = ['1.2.840.10008.5.1.4.1.1.2.1', '1.2.840.10008.5.1.4.1.1.2.2'];
+/** More duplicated positions than this share of a stack's slices means two volumes in one series, not a re-send. */
+export const MAX_DUPLICATE_SHARE = 0.1;
 /** A series covering less than this share of the longest qualifying series' extent is a partial reconstruction. */
 export const MIN_COVERAGE_SHARE = 0.8;
 
@@ -93,8 +95,10 @@ export type CtSeriesFacts = {
 };
 
 /**
- * Geometry that makes a series unreadable as one volume: the reason, or undefined. Duplicates are dropped by the
- * planner (first kept) and repeat acquisitions at distinct positions form one stack, so neither refuses.
+ * Geometry that makes a series unreadable as one volume: the reason, or undefined. A few duplicates (a slice sent
+ * twice) are dropped by the planner, first kept; many (more than MAX_DUPLICATE_SHARE of the slices: two
+ * reconstructions or a repeat scan over the same positions in one series) refuse, since the planner would interleave
+ * slices of both into one volume. Repeat acquisitions at distinct positions form one stack and do not refuse.
  */
 export function geometryRefusal(f: CtSeriesFacts): { reason: Code; detail: string } | undefined {
   if (f.stacks.length === 0) return { reason: NOT_PROCESSED.missingGeometry, detail: `no slice has Image Position/Orientation (Patient) (${f.excluded} image(s) left out)` };
@@ -104,6 +108,9 @@ export function geometryRefusal(f: CtSeriesFacts): { reason: Code; detail: strin
   const angle = (Math.acos(Math.min(1, Math.abs(stack.normal[2]))) * 180) / Math.PI;
   if (angle > MAX_AXIAL_ANGLE_DEG) return { reason: NOT_PROCESSED.notAxial, detail: `slice normal ${angle.toFixed(1)}° from the head–foot axis: a coronal, sagittal or oblique stack` };
   const first = (code: VolumeIssue['code']) => stack.issues.find((i) => i.code === code);
+  const dup = first('DUPLICATE_SLICES');
+  if (dup && (dup.count ?? 0) > Math.max(2, MAX_DUPLICATE_SHARE * stack.slices))
+    return { reason: NOT_PROCESSED.irregularSlices, detail: `${dup.count} slices repeat positions of the ${stack.slices} kept: two reconstructions or scans in one series, which cannot be told apart slice by slice` };
   const tilt = first('GANTRY_TILT');
   if (tilt) return { reason: NOT_PROCESSED.gantryTilt, detail: tilt.detail };
   const gap = first('MISSING_SLICES') ?? first('NON_UNIFORM_SPACING');
