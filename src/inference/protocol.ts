@@ -31,14 +31,10 @@ export type RadiographReply =
       rows: number;
       columns: number;
       photometricInterpretation: string;
-      /** Patient Orientation (0020,0020): direction of the rows and of the columns, when present. */
-      patientOrientation: string[];
       /**
-       * Whether the film was turned to the standard display (rows to the patient's left, columns to the feet) before
-       * the model saw it, from Patient Orientation; `box`, `centre` and the heatmap are on the stored image either way.
+       * The patient's side under the hot region, known only when Patient Orientation placed the film (the worker then
+       * turned it to the standard display for the model; `hot` and the heatmap are on the stored image either way).
        */
-      turned: boolean;
-      /** The patient's side under the hot region, known only when Patient Orientation placed the film. */
       side?: 'right' | 'left';
       /** Per-image facts the series row cannot show (it holds the first image's): the detector refuses on them. */
       viewPosition: string;

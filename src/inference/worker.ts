@@ -100,6 +100,15 @@ function scoresAndCam(out: ort.InferenceSession.OnnxValueMapType, spec: Image2DS
 
 const codeText = (item: DataSetView): string => `${item.string('CodeValue') ?? ''} ${item.string('CodeMeaning') ?? ''}`.trim();
 
+/** The per-image view and intent both 2D detectors refuse on (View Code Sequence's first item as "value meaning"). */
+function viewFacts(h: DataSetView): { viewPosition: string; viewCode: string; presentationIntent: string } {
+  return {
+    viewPosition: (h.string('ViewPosition') ?? '').trim().toUpperCase(),
+    viewCode: h.items('ViewCodeSequence').slice(0, 1).map(codeText).join(''),
+    presentationIntent: (h.string('PresentationIntentType') ?? '').trim().toUpperCase(),
+  };
+}
+
 /** A hot region found on the turned film, on the stored one: the box's corners map back, and it stays axis-aligned. */
 function hotToStored(hot: HotRegion, turn: Turn, rows: number, columns: number): HotRegion {
   const [a, b] = hot.box.map(([x, y]) => turnedPointToStored(turn, rows, columns, x, y));
@@ -127,9 +136,8 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
   // (train.py's contract), so a mirrored or turned copy of a film gets the same window.
   const display = displayOf(f, spec.preprocess.window);
   const h = instance.header;
-  const orientation = h.strings('PatientOrientation').map((s) => s.trim().toUpperCase());
   // The model learnt films in the standard display: a film stored mirrored or turned is turned back first.
-  const turn = radiographTurn(orientation);
+  const turn = radiographTurn(h.strings('PatientOrientation'));
   const o = turn ? reorient(display, frame.rows, frame.columns, turn) : { data: display, rows: frame.rows, columns: frame.columns };
   const [height, width] = spec.preprocess.size ?? [o.rows, o.columns];
   const { data, geometry } = resizeToInput(o.data, o.rows, o.columns, height, width, spec.preprocess.resize ?? 'stretch');
@@ -151,11 +159,9 @@ async function radiograph(req: RadiographRequest): Promise<{ value: RadiographRe
   const age = patientAgeYears(h);
   const postprocess = now() - t;
   const value: RadiographReply = {
-    kind: 'ok', rows: frame.rows, columns: frame.columns, photometricInterpretation: frame.photometricInterpretation, patientOrientation: orientation,
-    turned: turn !== undefined, ...(side ? { side } : {}),
-    viewPosition: (h.string('ViewPosition') ?? '').trim().toUpperCase(),
-    viewCode: h.items('ViewCodeSequence').slice(0, 1).map(codeText).join(''),
-    presentationIntent: (h.string('PresentationIntentType') ?? '').trim().toUpperCase(),
+    kind: 'ok', rows: frame.rows, columns: frame.columns, photometricInterpretation: frame.photometricInterpretation,
+    ...(side ? { side } : {}),
+    ...viewFacts(h),
     ...(age !== undefined ? { ageYears: age } : {}),
     scores, cam, heatmap, hot, timingsMs: { decode, preprocess, infer, postprocess },
   };
@@ -188,10 +194,8 @@ async function mammogram(req: MammogramRequest): Promise<{ value: MammogramReply
     kind: 'ok', rows: frame.rows, columns: frame.columns,
     laterality: orientation.laterality, view: orientation.view,
     orientation: { transpose: orientation.transpose, flipHorizontal: orientation.flipHorizontal, flipVertical: orientation.flipVertical, source: orientation.source },
-    presentationIntent: (h.string('PresentationIntentType') ?? '').trim().toUpperCase(),
+    ...viewFacts(h),
     imageType: h.strings('ImageType').map((s) => s.trim().toUpperCase()),
-    viewPosition: (h.string('ViewPosition') ?? '').trim().toUpperCase(),
-    viewCode: h.items('ViewCodeSequence').slice(0, 1).map(codeText).join(''),
     // Some producers write the modifiers beside View Code Sequence rather than inside it: read both.
     viewModifiers: [...h.items('ViewCodeSequence').flatMap((v) => v.items('ViewModifierCodeSequence')), ...h.items('ViewModifierCodeSequence')].map(codeText),
     implantPresent: (h.string('BreastImplantPresent') ?? '').trim().toUpperCase() === 'YES',
