@@ -3,7 +3,7 @@
  * radnode delivers out — the TID 1500 SR first, then the heatmap secondary captures (one per radiograph or
  * mammogram, one multi-frame SC of key slices per CT/MR series).
  */
-import { RadnodeError } from '../errors.ts';
+import { isImageDataError, RadnodeError } from '../errors.ts';
 import { num, nums, str } from './dicom-io.ts';
 import { isPlace3D, type DetectorResult } from './findings.ts';
 import { writeHeatmapSc, placesOn, type ScFrame } from './heatmap/write-sc.ts';
@@ -60,7 +60,7 @@ export async function sourceSeriesNumbers(sources: SourceInstance[]): Promise<nu
   for (const s of sources) if (!firstOfSeries.has(s.seriesInstanceUID)) firstOfSeries.set(s.seriesInstanceUID, s);
   // A series whose only images were unreadable has no number to give; a missing file still fails the job.
   const heads = await Promise.all([...firstOfSeries.values()].map((s) => readSourceHeader(s).catch((err: unknown) => {
-    if (err instanceof RadnodeError && err.code.startsWith('RN_DICOM_')) return undefined;
+    if (isImageDataError(err)) return undefined;
     throw err;
   })));
   return heads.map((h) => h && num(h.dataset, 'SeriesNumber')).filter((n): n is number => n !== undefined);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import type { DimseCaller, RadnodeConfig } from '../../config/types.ts';
-import { asRadnodeError } from '../../errors.ts';
+import { asRadnodeError, isImageDataError, type ErrorCode } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { SqliteStore } from '../../store/store.ts';
 import { commitmentReportReceived, STORAGE_COMMITMENT_SOP_CLASS } from '../../delivery/commitment.ts';
@@ -31,7 +31,7 @@ dimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION);
 const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason } = constants;
 
 /** C-STORE failure statuses (PS3.4 B.2.3, PS3.7 C) for ingest refusals that have a closer code than Processing Failure. */
-const DIMSE_STATUS: Partial<Record<string, number>> = {
+const DIMSE_STATUS: Partial<Record<ErrorCode, number>> = {
   RN_INGEST_DISK_FULL: 0xa700, // Refused: Out of Resources
   RN_INGEST_CONFLICT: 0x0111, // Duplicate SOP Instance (other content under a stored UID)
   RN_INGEST_SERIES_IN_OTHER_STUDY: 0xc000, // Cannot understand: the UIDs contradict what is stored
@@ -224,7 +224,7 @@ function makeScpClass(deps: ScpDeps) {
           const e = asRadnodeError(err);
           log.warn('C-STORE refused', { callingAeTitle: this.callingAe, code: e.code, message: e.message });
           // PS3.4 Annex B.2.3: A7xx out of resources (the sender may retry later), Cxxx cannot understand.
-          respond(DIMSE_STATUS[e.code] ?? (e.code.startsWith('RN_DICOM_') ? 0xc000 : Status.ProcessingFailure), `${e.code}: ${e.message}`);
+          respond(DIMSE_STATUS[e.code] ?? (isImageDataError(e) ? 0xc000 : Status.ProcessingFailure), `${e.code}: ${e.message}`);
         }
       })();
     }
