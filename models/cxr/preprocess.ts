@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { decode } from 'fast-png';
-import { applyWindow, percentileWindow } from '../../src/dicom/grayscale.ts';
+import { applyWindow, exactPercentileWindow } from '../../src/dicom/grayscale.ts';
 import type { ModelManifest } from '../../src/inference/manifest.ts';
 
 export function preprocessPng(path: string, manifest: ModelManifest): Float32Array {
@@ -18,7 +18,7 @@ export function preprocessPng(path: string, manifest: ModelManifest): Float32Arr
   const window = manifest.preprocess.window;
   if (window.kind !== 'percentile') throw new Error(`unexpected window kind ${window.kind}`);
   const grey = Float32Array.from(png.data);
-  const display = applyWindow(grey, percentileWindow(grey, window.low / 100, window.high / 100));
+  const display = applyWindow(grey, exactPercentileWindow(grey, window.low / 100, window.high / 100));
   const { mean, std } = manifest.preprocess.normalise;
   const out = new Float32Array(display.length);
   for (let i = 0; i < display.length; i++) out[i] = (display[i] - mean) / std;

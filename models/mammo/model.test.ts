@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { percentileWindow } from '../../src/dicom/index.ts';
+import { exactPercentileWindow } from '../../src/dicom/index.ts';
 import type { ModelManifest } from '../../src/inference/manifest.ts';
 import { breastBox, chestWallOnRight } from '../../src/inference/mammogram.ts';
 import { resizeToInput } from '../../src/inference/image.ts';
@@ -29,7 +29,7 @@ function preprocess(file: string): Float32Array {
   const w = manifest.preprocess.window;
   if (w.kind !== 'percentile') throw new Error('percentile window expected');
   const values = Float32Array.from(g.data);
-  const win = percentileWindow(values, w.low / 100, w.high / 100);
+  const win = exactPercentileWindow(values, w.low / 100, w.high / 100);
   const lo = win.center - win.width / 2;
   const d = new Float32Array(g.data.length);
   for (let i = 0; i < d.length; i++) d[i] = Math.min(1, Math.max(0, (g.data[i] - lo) / Math.max(1, win.width)));
