@@ -126,7 +126,7 @@ export async function runCt(req: CtRequest, classify: PatchClassifier): Promise<
       continue;
     }
     const first = volume.instances[0];
-    const fallback = setAside.length ? `; read after ${setAside.length} better-ranked series could not be used (listed as not processed)` : '';
+    const fallback = setAside.length ? `; ${setAside.length} other series could not be used (listed as not processed)` : '';
     return {
       kind: 'ok',
       seriesInstanceUID: chosenUid,

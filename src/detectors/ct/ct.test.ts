@@ -238,7 +238,7 @@ describe('the ct request in the inference worker', () => {
     if (reply.kind !== 'ok') return;
     expect(reply.seriesInstanceUID).toBe('mid');
     expect(reply.skipped.map((x) => [x.seriesInstanceUID, x.reason.value])).toEqual([['below', 'RN-NP-NOLUNGS']]);
-    expect(reply.why).toMatch(/read after 1 better-ranked series could not be used/);
+    expect(reply.why).toMatch(/; 1 other series could not be used \(listed as not processed\)$/);
   }, 180_000);
 
   it('a series with an unreadable slice is listed as such and the study\'s other series is read', async () => {
