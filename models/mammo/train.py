@@ -41,6 +41,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+import pretrained
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
 DATA = os.path.abspath(os.path.join(REPO, '..', 'shared', 'data', 'mg', 'mini-mias'))
@@ -54,6 +56,8 @@ MASS = ('CIRC', 'SPIC', 'MISC')
 MAIN = MASS + ('ARCH', 'ASYM')
 # The women of golden.json's films (mdb001, mdb003, mdb028) and the tests' films: left out of the shipped model.
 GOLDEN_WOMEN = (1, 2, 14)
+PRETRAINED = None  # --backbone mnv2: the dequantised Keras MobileNetV2 weights (pretrained.fetch)
+TRUNK_LR = 5e-4
 
 
 # ---------------------------------------------------------------------------------------------------- preprocess
@@ -187,6 +191,27 @@ class MammoNet(nn.Module):
         cells = self.head(self.drop(self.features(x)))              # [N,1,16,16]
         flat = cells.flatten(1)
         # Log-sum-exp pooling: between mean and max, so one hot cell counts but a single noisy cell counts less.
+        image = (torch.logsumexp(LSE_R * flat, dim=1, keepdim=True) - math.log(flat.shape[1])) / LSE_R
+        return image, cells
+
+
+class PretrainedNet(nn.Module):
+    """--backbone mnv2: ImageNet MobileNetV2 blocks 0-10 (models/mammo/pretrained.py; stride 16, so the same 16x16
+    cells at 256 px) + a 3x3 neck and the 1x1 cell head of MammoNet. Input and outputs as MammoNet's: the manifest's
+    normalised tensor in, so the runtime contract does not change; the trunk sees the display range mapped to
+    Keras's [-1, 1]."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.trunk = pretrained.Trunk(1).load_keras(PRETRAINED)
+        self.neck = nn.Sequential(*cbr(pretrained.Trunk.out_channels, 64))
+        self.drop = nn.Dropout2d(0.2)
+        self.head = nn.Conv2d(64, 1, 1)
+        self.scale, self.shift = 2.0 * std, 2.0 * mean - 1.0
+
+    def forward(self, x):
+        cells = self.head(self.drop(self.neck(self.trunk(x * self.scale + self.shift))))
+        flat = cells.flatten(1)
         image = (torch.logsumexp(LSE_R * flat, dim=1, keepdim=True) - math.log(flat.shape[1])) / LSE_R
         return image, cells
 
@@ -370,11 +395,19 @@ HARD_EVERY = 4     # epochs between minings
 def train(X, M, y, coords, idx, epochs, mean, std, seed, partner=None, patches=False, hard_negatives=False, copy_paste=False, meta=None):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    net = MammoNet(1 if partner is None else 2)
     bs = 16
     steps = math.ceil(len(idx) / bs)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, epochs * steps), pct_start=0.2)
+    if PRETRAINED is not None:
+        net = PretrainedNet(mean, std)
+        # The pretrained trunk learns slower than the new neck and head, so fine-tuning adapts it rather than erasing it.
+        groups = [{'params': net.trunk.parameters(), 'lr': TRUNK_LR},
+                  {'params': [p for n, p in net.named_parameters() if not n.startswith('trunk.')], 'lr': 3e-3}]
+        opt = torch.optim.AdamW(groups, weight_decay=1e-3)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[TRUNK_LR, 3e-3], total_steps=max(1, epochs * steps), pct_start=0.2)
+    else:
+        net = MammoNet(1 if partner is None else 2)
+        opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, epochs * steps), pct_start=0.2)
     n_neg, n_pos = float((y[idx] == 0).sum()), float((y[idx] == 1).sum())
     if copy_paste:
         # pasted films turn negatives into positives: weight by the expected balance after pasting
@@ -560,7 +593,7 @@ def export_all(final_net, X, meta, mean, std, ops, quick, out=HERE, partner=None
 
 
 def main():
-    global SIZE, CELLS
+    global SIZE, CELLS, PRETRAINED
     ap = argparse.ArgumentParser()
     ap.add_argument('--epochs', type=int, default=80)  # 1.1.0; 1.0.0 was 40
     ap.add_argument('--quick', action='store_true')
@@ -586,7 +619,17 @@ def main():
     ap.add_argument('--copy-paste', action='store_true',
                     help=f'add a lesion of another training film to {PASTE_P:.0%} of the normal films in each batch '
                          '(labelled positive; tried 2026-11-25, CARD.md)')
+    ap.add_argument('--backbone', choices=['small', 'mnv2'], default='small',
+                    help='small: MammoNet from scratch (1.2.0); mnv2: ImageNet MobileNetV2 blocks 0-10 fine-tuned (pretrained.py)')
+    ap.add_argument('--cv-only', action='store_true',
+                    help='only the 5-fold cross-validation (metrics.json in --out); --final-only then trains the shipped model')
     args = ap.parse_args()
+    if args.cv_only and args.final_only:
+        sys.exit('--cv-only and --final-only exclude each other')
+    if args.backbone == 'mnv2':
+        if args.bilateral or args.size != 256:
+            sys.exit('--backbone mnv2 is for single-film input at 256 px')
+        PRETRAINED = pretrained.fetch('/tmp/mammo/pretrained')
     if args.copy_paste and args.bilateral:
         sys.exit('--copy-paste is for single-film input')
     if args.hard_negatives and not args.lesion_patches:
@@ -620,23 +663,25 @@ def main():
     t1 = time.time()
     final_idx = np.array([i for i, m in enumerate(meta) if args.final_on_all or m['woman'] not in GOLDEN_WOMEN])
     print(f'final model: {len(final_idx)} films ({len(meta) - len(final_idx)} held out for the tests)', flush=True)
-    net = train(X, M, y, coords, final_idx, epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches, args.hard_negatives, args.copy_paste, meta)
-    final_s = time.time() - t1
-    final_net = net
-    torch.save(net.state_dict(), os.path.join(scratch, 'final.pt'))
+    final_net, final_s = None, 0.0
+    if not args.cv_only:
+        final_net = train(X, M, y, coords, final_idx, epochs, mean, std, SEED + 99 + 1000 * args.seed_offset, partner, args.lesion_patches, args.hard_negatives, args.copy_paste, meta)
+        final_s = time.time() - t1
+        torch.save(final_net.state_dict(), os.path.join(scratch, 'final.pt'))
     held_out = () if args.final_on_all else GOLDEN_WOMEN
     if args.final_only:
         # The cross-validation does not depend on the final model: keep its figures and operating points (metrics.json,
         # manifest.json in --out, from the full run of the same recipe) and replace only the shipped network.
         prev = json.load(open(os.path.join(out, 'metrics.json')))
-        ops = json.load(open(os.path.join(out, 'manifest.json')))['operatingPoints']
+        ops = prev['operatingPoints']
         export_all(final_net, X, meta, mean, std, ops, quick=args.quick, out=out, partner=partner, version=args.version, held_out=held_out)
         prev.update({'finalModelSeconds': round(final_s), 'onnxBytes': os.path.getsize(os.path.join(out, 'model.onnx')),
                      'finalHeldOutWomen': list(held_out), 'finalFilms': int(len(final_idx))})
         json.dump(prev, open(os.path.join(out, 'metrics.json'), 'w'), indent=1)
         print('final model only: done', round(time.time() - t0), 's', flush=True)
         return
-    export_all(final_net, X, meta, mean, std, {'positive': {'threshold': 0.5}}, quick=args.quick, out=out, partner=partner, version=args.version, held_out=held_out)
+    if final_net is not None:
+        export_all(final_net, X, meta, mean, std, {'positive': {'threshold': 0.5}}, quick=args.quick, out=out, partner=partner, version=args.version, held_out=held_out)
     # 5 folds of women, stratified by whether the woman has any lesion.
     rng = np.random.RandomState(SEED)
     wpos = sorted({w for w, yy in zip(women, y) if yy})
@@ -666,9 +711,11 @@ def main():
     res, loc, ops = evaluate_oof(meta, geo, women, oof_p, oof_c)
     print(json.dumps({k: v for k, v in res.items() if k != 'byTissue'}), json.dumps(ops), 'loc', loc['rate'], loc['strictRate'], flush=True)
 
-    sha = export_all(final_net, X, meta, mean, std, ops, quick=args.quick, out=out, partner=partner, version=args.version, held_out=held_out)
-    n_params = sum(p.numel() for p in final_net.parameters())
-    metrics = {'epochs': epochs, 'params': n_params, 'onnxBytes': os.path.getsize(os.path.join(out, 'model.onnx')), 'normalise': {'mean': mean, 'std': std}, 'finalHeldOutWomen': list(held_out), 'finalFilms': int(len(final_idx)),
+    if final_net is not None:
+        export_all(final_net, X, meta, mean, std, ops, quick=args.quick, out=out, partner=partner, version=args.version, held_out=held_out)
+    n_params = sum(p.numel() for p in net.parameters())
+    metrics = {'epochs': epochs, 'backbone': args.backbone, 'params': n_params,
+               'onnxBytes': os.path.getsize(os.path.join(out, 'model.onnx')) if final_net is not None else None, 'normalise': {'mean': mean, 'std': std}, 'finalHeldOutWomen': list(held_out), 'finalFilms': int(len(final_idx)),
                'trainSecondsTotal': round(time.time() - t0), 'finalModelSeconds': round(final_s), 'cv': res, 'operatingPoints': ops,
                'massPeakInCircle': loc, 'folds': [int((fold == k).sum()) for k in range(5)],
                'oof': [{'ref': m['ref'], 'p': round(float(pp), 4)} for m, pp in zip(meta, oof_p)]}
