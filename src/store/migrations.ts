@@ -219,6 +219,14 @@ ALTER TABLE outputs ADD COLUMN purged_at INTEGER;
 ALTER TABLE instances ADD COLUMN number_of_frames INTEGER;
 `,
   },
+  {
+    // The worklist's rows are rebuilt at the next start (the service rebuilds when its checkpoint is absent, announcing
+    // nothing): 'unprocessed' now ranks above 'negative', and a re-run no longer hides the delivered result.
+    version: 6,
+    sql: `
+DELETE FROM checkpoints WHERE name = 'worklist.refreshedTo';
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

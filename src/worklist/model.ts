@@ -3,7 +3,7 @@ import { RadnodeError } from '../errors.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { JobState } from '../store/types.ts';
 import { keyFindingText, type ResultSummary } from './key-finding.ts';
-import { AI_POSITIVE, jobPriority, PRIORITY_RANK, studyPriority, type WorklistPriority } from './priority.ts';
+import { AI_POSITIVE, jobPriority, PRIORITY_RANK, shownJobs, studyPriority, type WorklistPriority } from './priority.ts';
 import type { WorklistQuery } from './query.ts';
 
 export type ReviewDecision = 'agree' | 'disagree' | 'dismissed';
@@ -54,6 +54,8 @@ type DbRow = {
 };
 
 /** A study whose worklist row changed, for server-sent events and the webhook. */
+type ShownJob = { id: number; detector: string; state: JobState; priority: string | null; study_score: number | null; result_json: string | null; updated_at: number; superseded_by: number | null };
+
 export type RowChange = { study: string; priority: WorklistPriority; version: number };
 
 /** A newly visible urgent result that the webhook must announce exactly once (one delivery row per job). */
@@ -131,12 +133,14 @@ export class WorklistModel {
 
   /** Studies touched since `sinceMs` (arrivals, completion, any job change): the reconciler's work list. */
   async changedStudies(sinceMs: number): Promise<string[]> {
+    // UNION ALL, de-duplicated here: a plain UNION makes SQLite merge whole-table scans instead of using the three
+    // time indexes, and this runs every tick.
     const rows = this.db
       .prepare(`SELECT study_uid FROM studies WHERE last_received_at >= @t
-                UNION SELECT study_uid FROM studies WHERE completed_at >= @t
-                UNION SELECT study_uid FROM jobs WHERE updated_at >= @t`)
+                UNION ALL SELECT study_uid FROM studies WHERE completed_at >= @t
+                UNION ALL SELECT study_uid FROM jobs WHERE updated_at >= @t`)
       .all({ t: sinceMs }) as { study_uid: string }[];
-    return rows.map((r) => r.study_uid);
+    return [...new Set(rows.map((r) => r.study_uid))];
   }
 
   async allStudies(): Promise<string[]> {
@@ -148,7 +152,7 @@ export class WorklistModel {
    * is set and a webhook is configured, records one webhook delivery per newly visible urgent job; the UNIQUE
    * job_id makes a second refresh of the same result (hook and reconciler both see it) a no-op.
    */
-  async refreshStudy(studyUID: string, opts: { alert: boolean; now?: number }): Promise<{ change: RowChange | null; alerts: UrgentAlert[] }> {
+  async refreshStudy(studyUID: string, opts: { alert: boolean; alertSinceMs?: number; now?: number }): Promise<{ change: RowChange | null; alerts: UrgentAlert[] }> {
     const now = opts.now ?? Date.now();
     return this.db.transaction(() => {
       const study = this.db.prepare('SELECT * FROM studies WHERE study_uid = ?').get(studyUID) as
@@ -158,10 +162,14 @@ export class WorklistModel {
       const series = this.db.prepare('SELECT DISTINCT modality FROM series WHERE study_uid = ? AND is_own = 0 AND modality IS NOT NULL ORDER BY modality').all(studyUID) as { modality: string }[];
       // Only our own objects so far (e.g. results of a study whose images were purged): nothing to read.
       if (series.length === 0 && study.state !== 'complete') return { change: null, alerts: [] };
-      const jobs = this.db
-        .prepare(`SELECT id, detector, state, priority, study_score, result_json, updated_at FROM jobs
-                  WHERE study_uid = ? AND superseded_by IS NULL AND state NOT IN ('cancelled', 'superseded') ORDER BY detector, id`)
-        .all(studyUID) as { id: number; detector: string; state: JobState; priority: string | null; study_score: number | null; result_json: string | null; updated_at: number }[];
+      const jobs = shownJobs(
+        this.db
+          // updated_at: when the result reached the PACS (a delivered job's row changes again when it is superseded)
+          .prepare(`SELECT id, detector, state, priority, study_score, result_json, superseded_by,
+                      COALESCE((SELECT MAX(a.at) FROM audit a WHERE a.entity = 'job' AND a.entity_id = CAST(jobs.id AS TEXT) AND a.action = 'job.delivered'), updated_at) AS updated_at
+                    FROM jobs WHERE study_uid = ? AND state NOT IN ('cancelled', 'superseded') ORDER BY detector, id`)
+          .all(studyUID) as ShownJob[],
+      );
       const results: DetectorResultView[] = [];
       for (const j of jobs) {
         const p = jobPriority(j)!;
@@ -195,7 +203,11 @@ export class WorklistModel {
       const same = existing && (Object.keys(derived) as (keyof typeof derived)[]).every((k) => existing[k] === derived[k]);
       const alerts: UrgentAlert[] = [];
       if (opts.alert) {
-        for (const r of visible.filter((v) => v.priority === 'urgent')) {
+        // Only results delivered since the webhook was switched on: an old urgent study touched again (a re-send,
+        // a late series) is not a new finding.
+        const since = opts.alertSinceMs ?? 0;
+        const deliveredAt = new Map(jobs.map((j) => [j.id, j.updated_at]));
+        for (const r of visible.filter((v) => v.priority === 'urgent' && (deliveredAt.get(v.jobId) ?? 0) >= since)) {
           const body = JSON.stringify({
             event: 'result.urgent', deliveryId: `job-${r.jobId}`, study: studyUID, accessionNumber: study.accession_number,
             priority: r.priority, keyFinding: r.keyFinding, detector: r.detector, jobId: r.jobId, resultAt: r.resultAt,
@@ -219,8 +231,10 @@ export class WorklistModel {
                     result_key = @result_key, detectors = @detectors, modalities = @modalities, results_json = @results_json, arrived_at = @arrived_at, result_at = @result_at,
                     version = @version WHERE study_uid = @study_uid`)
           .run({ study_uid: studyUID, ...derived, version });
-        // A review judged the result that was shown then; a new result (a late series, a new model) needs its own.
-        if (existing.result_key !== derived.result_key && derived.result_key !== '' && existing.review_state === 'reviewed') {
+        // A review judged the result that was shown then; a new result (a late series, a new model) needs its own,
+        // from the first reader and the second alike (a second reader's dismissal of the old result must not keep
+        // the new one out of the second-reader tab).
+        if (existing.result_key !== derived.result_key && derived.result_key !== '' && (existing.review_state !== 'new' || existing.second_decision !== null)) {
           this.db
             .prepare(`UPDATE worklist SET review_state = 'new', review_decision = NULL, reviewer = NULL, review_reason = NULL, reviewed_at = NULL,
                       second_decision = NULL, second_reader = NULL, second_reason = NULL, second_at = NULL WHERE study_uid = ?`)

@@ -8,10 +8,11 @@ import type { JobState } from '../store/types.ts';
 export type WorklistPriority = 'urgent' | 'positive' | 'failed' | 'pending' | 'negative' | 'unprocessed';
 
 /**
- * Reading order. A failed or pending study ranks above a negative one: "the AI has no answer" must never read as
- * "the AI found nothing", so those studies are read as if unscreened, before the ones the AI called negative.
+ * Reading order. A failed, pending or unprocessed study ranks above a negative one: "the AI has no answer" must
+ * never read as "the AI found nothing", so those studies are read as if unscreened, before the ones the AI called
+ * negative. A study one detector called negative and another could not read is therefore `unprocessed`.
  */
-export const PRIORITY_RANK: Record<WorklistPriority, number> = { urgent: 0, positive: 1, failed: 2, pending: 3, negative: 4, unprocessed: 5 };
+export const PRIORITY_RANK: Record<WorklistPriority, number> = { urgent: 0, positive: 1, failed: 2, pending: 3, unprocessed: 4, negative: 5 };
 export const PRIORITIES = Object.keys(PRIORITY_RANK) as WorklistPriority[];
 /** The AI called it abnormal: what the second-reader check looks at. */
 export const AI_POSITIVE: readonly WorklistPriority[] = ['urgent', 'positive'];
@@ -46,4 +47,23 @@ export function studyPriority(jobs: readonly DetectorJob[], studyComplete: boole
 /** Worklist order: priority, then the oldest arrival first (it has waited longest), then the UID for stability. */
 export function compareRows(a: { priority: WorklistPriority; arrivedAt: number; study: string }, b: { priority: WorklistPriority; arrivedAt: number; study: string }): number {
   return PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] || a.arrivedAt - b.arrivedAt || (a.study < b.study ? -1 : a.study > b.study ? 1 : 0);
+}
+
+/**
+ * The jobs a study's row shows, per detector: the newest job, and while it is not delivered (a re-run after a late
+ * series or a re-send, queued, running or failed) also the newest delivered one, whose SR is still what the PACS
+ * holds until its successor is delivered. So a re-run never hides an urgent result, and a study never ranks below
+ * the result a reader can open. `jobs`: one study's jobs, cancelled and stopped ones left out.
+ */
+export function shownJobs<J extends { id: number; detector: string; state: JobState; superseded_by: number | null }>(jobs: readonly J[]): J[] {
+  const byDetector = new Map<string, J[]>();
+  for (const j of [...jobs].sort((a, b) => a.id - b.id)) byDetector.set(j.detector, [...(byDetector.get(j.detector) ?? []), j]);
+  const out: J[] = [];
+  for (const [, js] of [...byDetector].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const current = js.filter((j) => j.superseded_by === null).at(-1);
+    const delivered = js.filter((j) => j.state === 'delivered').at(-1);
+    if (delivered && delivered !== current && (!current || current.state !== 'delivered')) out.push(delivered);
+    if (current) out.push(current);
+  }
+  return out;
 }

@@ -7,6 +7,8 @@ import { WorklistModel, type RowChange } from './model.ts';
 import { WebhookSender } from './webhook.ts';
 
 const CHECKPOINT = 'worklist.refreshedTo';
+/** When the webhook was switched on (empty while it is off): results delivered before then are never announced. */
+const WEBHOOK_SINCE = 'worklist.webhookSince';
 /**
  * Re-read this far behind the checkpoint: a writer takes its timestamp before its transaction commits, so a row can
  * land with a time just before a scan that did not see it. Refreshing an unchanged study is a no-op.
@@ -28,6 +30,7 @@ export class WorklistService {
   private timer: NodeJS.Timeout | null = null;
   private reconciling = false;
   private readonly tickMs: number;
+  private alertSinceMs = 0;
 
   constructor(deps: { store: SqliteStore; config: RadnodeConfig; log: Logger; tickMs?: number }) {
     this.store = deps.store;
@@ -40,6 +43,13 @@ export class WorklistService {
   }
 
   async start(): Promise<void> {
+    if (this.webhook.enabled) {
+      const since = Number((await this.store.getCheckpoint(WEBHOOK_SINCE)) || 0);
+      this.alertSinceMs = since || Date.now();
+      if (!since) await this.store.setCheckpoint(WEBHOOK_SINCE, String(this.alertSinceMs));
+    } else {
+      await this.store.setCheckpoint(WEBHOOK_SINCE, '');
+    }
     if ((await this.store.getCheckpoint(CHECKPOINT)) === null) {
       // First start on this store (migration 2 just ran): build every row, but announce nothing: results delivered
       // before the worklist existed are history, not new urgent findings.
@@ -74,7 +84,7 @@ export class WorklistService {
   }
 
   private async refresh(studyUID: string): Promise<void> {
-    const { change, alerts } = await this.model.refreshStudy(studyUID, { alert: this.webhook.enabled });
+    const { change, alerts } = await this.model.refreshStudy(studyUID, { alert: this.webhook.enabled, alertSinceMs: this.alertSinceMs });
     this.publish(change);
     if (alerts.length) void this.webhook.sendDue();
   }

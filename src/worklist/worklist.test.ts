@@ -53,7 +53,7 @@ describe('key finding in words', () => {
 });
 
 describe('priority ordering', () => {
-  it('urgent, positive, failed, pending, negative, not processed; then the oldest first', () => {
+  it('urgent, positive, failed, pending, not processed, negative; then the oldest first', () => {
     const rows = [
       { study: '1.5', priority: 'negative' as WorklistPriority, arrivedAt: 1 },
       { study: '1.4', priority: 'urgent' as WorklistPriority, arrivedAt: 50 },
@@ -63,13 +63,15 @@ describe('priority ordering', () => {
       { study: '1.0', priority: 'positive' as WorklistPriority, arrivedAt: 99 },
       { study: '1.6', priority: 'pending' as WorklistPriority, arrivedAt: 2 },
     ];
-    expect([...rows].sort(compareRows).map((r) => r.study)).toEqual(['1.2', '1.4', '1.0', '1.1', '1.6', '1.5', '1.3']);
-    expect(PRIORITIES).toEqual(['urgent', 'positive', 'failed', 'pending', 'negative', 'unprocessed']);
+    expect([...rows].sort(compareRows).map((r) => r.study)).toEqual(['1.2', '1.4', '1.0', '1.1', '1.6', '1.3', '1.5']);
+    expect(PRIORITIES).toEqual(['urgent', 'positive', 'failed', 'pending', 'unprocessed', 'negative']);
   });
   it("a study takes its most urgent detector's priority; results count only once delivered", () => {
     expect(studyPriority([{ detector: 'a', state: 'delivered', priority: 'negative' }, { detector: 'b', state: 'delivered', priority: 'urgent' }], true)).toBe('urgent');
     expect(studyPriority([{ detector: 'a', state: 'written', priority: 'urgent' }], true)).toBe('pending');
     expect(studyPriority([{ detector: 'a', state: 'failed', priority: null }, { detector: 'b', state: 'delivered', priority: 'negative' }], true)).toBe('failed');
+    // One detector found nothing, another could not read its series: the AI has no answer for part of the study.
+    expect(studyPriority([{ detector: 'cxr', state: 'delivered', priority: 'negative' }, { detector: 'ct', state: 'delivered', priority: 'unprocessed' }], true)).toBe('unprocessed');
     // All series skipped by routing: no job at all.
     expect(studyPriority([], true)).toBe('unprocessed');
     expect(studyPriority([], false)).toBe('pending');
@@ -171,6 +173,66 @@ describe('worklist model', () => {
     expect(row.results.map((r) => r.jobId)).toEqual([late]);
     expect(row).toMatchObject({ priority: 'negative', keyFinding: null, keyJobId: late, review: { state: 'new', decision: null }, secondReview: null });
     expect((await store.listAudit('study', study)).at(-1)!.action).toBe('worklist.review-reset');
+    store.close();
+  });
+
+  it('a re-run keeps the delivered result shown (and its review) until the re-run is delivered', async () => {
+    const store = SqliteStore.open(':memory:');
+    const model = new WorklistModel(store);
+    const { study, series, rec } = addStudy(store);
+    await store.recordInstance(rec);
+    await store.completeStudy(study, 'test');
+    const first = await deliver(store, study, series, 'k1', { priority: 'urgent', score: 0.93, findings: [opacity] });
+    await model.refreshStudy(study, { alert: false });
+    await model.markOpened(study, 'rita');
+    // A late series re-plans the detector: the urgent SR is still in the PACS while the re-run waits, runs, or fails.
+    const { job: rerun } = await store.upsertJob(study, 'cxr', 'k2', { series: [{ seriesInstanceUID: series, instances: [] }] });
+    await model.refreshStudy(study, { alert: false });
+    let row = (await model.get(study))!;
+    expect(row).toMatchObject({ priority: 'urgent', keyFinding: 'opacity p=0.93, right lower zone', keyJobId: first, review: { state: 'opened' } });
+    expect(row.results.map((r) => [r.jobId, r.state, r.priority])).toEqual([[first, 'delivered', 'urgent'], [rerun.id, 'queued', 'pending']]);
+    expect((await model.list(parseWorklistQuery({ priority: 'urgent' }))).total).toBe(1);
+    await store.claimJob('run', 'w', 60_000);
+    await store.failJob(rerun.id, 'w', { code: 'RN_INPUT_PURGED', detail: 'gone', retryable: false, maxAttempts: 1, backoffMs: () => 0 });
+    await model.refreshStudy(study, { alert: false });
+    row = (await model.get(study))!;
+    expect(row.priority).toBe('urgent');
+    expect(row.results.map((r) => [r.jobId, r.state])).toEqual([[first, 'delivered'], [rerun.id, 'failed']]);
+    store.close();
+  });
+
+  it("a new result clears a second reader's decision on the old one, whatever the first read's state", async () => {
+    const store = SqliteStore.open(':memory:');
+    const model = new WorklistModel(store);
+    const { study, series, rec } = addStudy(store);
+    await store.recordInstance(rec);
+    await store.completeStudy(study, 'test');
+    await deliver(store, study, series, 'k1', { priority: 'positive', score: 0.7, findings: [] });
+    await model.refreshStudy(study, { alert: false });
+    await model.markOpened(study, 'rita');
+    await model.review(study, { reader: 'sam', decision: 'dismissed', reason: null, stage: 'second' });
+    const second = async () => (await model.list(parseWorklistQuery({ tab: 'second' }))).rows.map((r) => r.study);
+    expect(await second()).toEqual([]);
+    await deliver(store, study, series, 'k2', { priority: 'urgent', score: 0.95, findings: [opacity] });
+    await model.refreshStudy(study, { alert: false });
+    expect((await model.get(study))!).toMatchObject({ priority: 'urgent', review: { state: 'new' }, secondReview: null });
+    expect(await second()).toEqual([study]);
+    store.close();
+  });
+
+  it('announces only results delivered since the webhook was switched on', async () => {
+    const store = SqliteStore.open(':memory:');
+    const model = new WorklistModel(store);
+    const { study, series, rec } = addStudy(store);
+    await store.recordInstance(rec);
+    await store.completeStudy(study, 'test');
+    const old = await deliver(store, study, series, 'k1', { priority: 'urgent', score: 0.93, findings: [opacity] });
+    const switchedOn = Date.now() + 1000;
+    expect((await model.refreshStudy(study, { alert: true, alertSinceMs: switchedOn })).alerts).toEqual([]);
+    // Superseding touches the old job's row, but its result reached the PACS before the webhook existed.
+    await store.upsertJob(study, 'cxr', 'k2', { series: [{ seriesInstanceUID: series, instances: [] }] }, switchedOn + 5);
+    expect((await model.refreshStudy(study, { alert: true, alertSinceMs: switchedOn })).alerts).toEqual([]);
+    expect((await model.refreshStudy(study, { alert: true, alertSinceMs: 0 })).alerts.map((a) => a.jobId)).toEqual([old]);
     store.close();
   });
 
