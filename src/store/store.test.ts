@@ -139,6 +139,25 @@ describe('SqliteStore', () => {
     expect(await s.claimJob('run', 'w', 10_000, { now: 9 })).toMatchObject({ id: c.id, predecessor_job_id: b.id });
   });
 
+  it('a job whose delivery started and then failed may be in the PACS: its successor names it', async () => {
+    const s = SqliteStore.open(':memory:');
+    await s.recordInstance(inst('1'));
+    const a = (await s.upsertJob('ST1', 'd', 'k1', inputs(['1']), 0)).job;
+    await s.claimJob('run', 'w', 10_000, { now: 0 });
+    await s.finishRun(a.id, 'w', [], { json: '{}', studyScore: 0, priority: 'negative' }, 1);
+    await s.claimJob('deliver', 'w', 10_000, { now: 2 });
+    // The STOW stored the SR but the PACS never confirmed it in time: dead-lettered, yet the SR is there.
+    await s.failJob(a.id, 'w', { code: 'RN_DELIVERY_NOT_CONFIRMED', detail: 'not listed', retryable: false, maxAttempts: 1, backoffMs: () => 0 }, 3);
+    const b = (await s.upsertJob('ST1', 'd', 'k2', inputs(['1', '2']), 4)).job;
+    expect(await s.getJob(a.id)).toMatchObject({ state: 'superseded', superseded_by: b.id });
+    expect(await s.claimJob('run', 'w', 10_000, { now: 5 })).toMatchObject({ id: b.id, predecessor_job_id: a.id });
+    // A job that never reached the delivery step is not a predecessor.
+    const c = (await s.upsertJob('ST1', 'e', 'k1', inputs(['1']), 6)).job;
+    await s.claimJob('run', 'w', 10_000, { now: 6 });
+    await s.failJob(c.id, 'w', { code: 'RN_MODEL_FAILED', detail: 'x', retryable: false, maxAttempts: 1, backoffMs: () => 0 }, 7);
+    expect((await s.upsertJob('ST1', 'e', 'k2', inputs(['1', '2']), 8)).job.predecessor_job_id).toBeNull();
+  });
+
   it('dead-letters a job whose every allowed attempt ended with the process dying under it (no restart loop)', async () => {
     const s = SqliteStore.open(':memory:');
     await s.recordInstance(inst('1'));

@@ -291,10 +291,9 @@ export class SqliteStore {
       const prev = this.db
         .prepare(`SELECT * FROM jobs WHERE study_uid = ? AND detector = ? AND superseded_by IS NULL ORDER BY id DESC LIMIT 1`)
         .get(studyUID, detector) as JobRow | undefined;
-      // Predecessor is the newest delivered SR of this (study, detector) chain, whether or not the previous job delivered.
-      const delivered = this.db
-        .prepare(`SELECT id FROM jobs WHERE study_uid = ? AND detector = ? AND state = 'delivered' ORDER BY id DESC LIMIT 1`)
-        .get(studyUID, detector) as { id: number } | undefined;
+      // Predecessor is the newest SR of this (study, detector) chain that may be in the PACS, whether or not the
+      // previous job delivered.
+      const delivered = this.predecessorSync(studyUID, detector, Number.MAX_SAFE_INTEGER);
       const maxSr = this.db.prepare('SELECT MAX(sr_instance_number) AS n FROM jobs WHERE study_uid = ? AND detector = ?').get(studyUID, detector) as { n: number | null };
       const info = this.db
         .prepare(`INSERT INTO jobs (study_uid, detector, input_key, inputs_json, state, next_attempt_at, sr_instance_number, predecessor_job_id, created_at, updated_at)
@@ -371,10 +370,8 @@ export class SqliteStore {
       }
       const nextState = phase === 'run' ? 'running' : 'written';
       if (phase === 'run') {
-        // The predecessor is the newest delivered SR of the chain when the job runs, not when it was queued.
-        const delivered = this.db
-          .prepare(`SELECT id FROM jobs WHERE study_uid = ? AND detector = ? AND state = 'delivered' AND id < ? ORDER BY id DESC LIMIT 1`)
-          .get(row.study_uid, row.detector, row.id) as { id: number } | undefined;
+        // The predecessor is the newest SR of the chain that may be in the PACS when the job runs, not when it was queued.
+        const delivered = this.predecessorSync(row.study_uid, row.detector, row.id);
         this.db.prepare('UPDATE jobs SET predecessor_job_id = ? WHERE id = ?').run(delivered?.id ?? null, row.id);
       }
       this.db
@@ -383,6 +380,20 @@ export class SqliteStore {
       this.auditSync('workflow', phase === 'run' ? 'job.running' : 'job.delivering', 'job', row.id, { owner, attempt: row.attempts + 1 }, now);
       return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(row.id) as JobRow;
     })();
+  }
+
+  /**
+   * The newest earlier job of a (study, detector) chain whose objects may be in the PACS: delivered, or any job that
+   * ever started a delivery — one that failed afterwards (not confirmed in time, an SC refused beside a stored SR) or
+   * was stopped or cancelled later may have stored its SR all the same. Its successor names it (Predecessor
+   * Documents) and retracts its heatmaps, so the PACS never holds two SRs of one chain that do not know each other.
+   */
+  private predecessorSync(studyUID: string, detector: string, beforeId: number): { id: number } | undefined {
+    return this.db
+      .prepare(`SELECT id FROM jobs j WHERE study_uid = ? AND detector = ? AND id < ?
+                  AND (state = 'delivered' OR EXISTS (SELECT 1 FROM audit a WHERE a.entity = 'job' AND a.entity_id = CAST(j.id AS TEXT) AND a.action = 'job.delivering'))
+                ORDER BY id DESC LIMIT 1`)
+      .get(studyUID, detector, beforeId) as { id: number } | undefined;
   }
 
   /**
