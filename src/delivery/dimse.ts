@@ -23,6 +23,23 @@ export function quietDimseLibrary(): void {
 }
 quietDimseLibrary();
 const { Status, RejectReason } = constants;
+
+/**
+ * PS3.4 Table C.4-1: 0xFF01 is Pending too ("matches are continuing; one or more optional keys were not supported"),
+ * which is what a PACS answers to radnode's optional ContentDate/ContentTime keys. dcmjs-dimse ends a query at any
+ * status but 0xFF00 (dropping the matches and tearing the association down mid-query), so a C-FIND response reports
+ * 0xFF01 as 0xFF00: to the library and to radnode alike it is one more match.
+ */
+const PENDING_WARNING = 0xff01;
+const findResponse = dimse.responses.CFindResponse.prototype as unknown as { getStatus(): number; radnodePendingWarning?: true };
+if (!findResponse.radnodePendingWarning) {
+  const status = findResponse.getStatus;
+  findResponse.getStatus = function (this: unknown) {
+    const s = status.call(this);
+    return s === PENDING_WARNING ? Status.Pending : s;
+  };
+  findResponse.radnodePendingWarning = true;
+}
 type DimseRequest = InstanceType<typeof dimse.requests.CEchoRequest> | InstanceType<typeof dimse.requests.CFindRequest> | InstanceType<typeof dimse.requests.CStoreRequest> | InstanceType<typeof dimse.requests.CMoveRequest>;
 type DimseResponse = InstanceType<typeof dimse.responses.CFindResponse>;
 type DimseDataset = InstanceType<typeof Dataset>;
@@ -130,6 +147,16 @@ export async function storeObjects(link: DimseLink, objects: { sopInstanceUID: s
     });
 }
 
+/**
+ * Whether the peer's copy is the one radnode sent: its Content Date/Time match. ContentDate and ContentTime are
+ * optional keys at the IMAGE level (PS3.4 C.6.1.1.5): a peer that returns them empty holds the UID, and that is all
+ * it can tell; only a different non-empty fingerprint is another object.
+ */
+function heldAsSent(held: Map<string, string | undefined>, o: ResultObject): boolean {
+  const fp = held.get(o.sopInstanceUID);
+  return held.has(o.sopInstanceUID) && (fp === undefined || sameFingerprint(fp, o.fingerprint));
+}
+
 export type DimseDeliverResult = { sent: string[]; alreadyPresent: string[]; commitment: 'confirmed' | 'not-offered' | 'not-requested' };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -150,7 +177,7 @@ export async function deliverObjectsDimse(
     const conflicts: string[] = [];
     for (const o of group) {
       if (!held.has(o.sopInstanceUID)) missing.push(o);
-      else if (sameFingerprint(held.get(o.sopInstanceUID), o.fingerprint)) result.alreadyPresent.push(o.sopInstanceUID);
+      else if (heldAsSent(held, o)) result.alreadyPresent.push(o.sopInstanceUID);
       else conflicts.push(o.sopInstanceUID);
     }
     if (conflicts.length)
@@ -179,7 +206,7 @@ export async function deliverObjectsDimse(
     let delayMs = 100;
     for (;;) {
       const now = missing.length ? await findStudyInstancesDimse(link, studyUID) : held;
-      const pending = missing.filter((o) => !sameFingerprint(now.get(o.sopInstanceUID), o.fingerprint));
+      const pending = missing.filter((o) => !now.has(o.sopInstanceUID) || !heldAsSent(now, o));
       if (pending.length === 0) break;
       if (Date.now() + delayMs > deadline)
         throw new RadnodeError('RN_DIMSE_NOT_CONFIRMED', `${pending.length} of ${missing.length} sent objects not found by C-FIND at ${link.peer.aeTitle}`, {
