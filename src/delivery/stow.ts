@@ -55,6 +55,16 @@ export function buildMultipart(objects: StowObject[], boundary: string): Buffer 
  * captures, and a buffer gives the PACS a Content-Length (some PACS refuse chunked uploads).
  * `studyInstanceUID` targets /studies/{uid}, so that the PACS itself refuses an object of another study.
  */
+/**
+ * Failure Reasons (PS3.18 Table I.2-1 / PS3.4 Annex B) after which the same bytes may be stored later: out of
+ * resources (A7xx), processing failure (0110), and duplicate SOP instance (0111: an earlier attempt whose answer was
+ * lost stored it; the next attempt's QIDO finds it and confirms). A missing reason counts as passing too. The rest
+ * (SOP class not supported, data set mismatch, cannot understand, refused) will not change on a re-send.
+ */
+export function isPassingFailure(reason: number | undefined): boolean {
+  return reason === undefined || (reason & 0xff00) === 0xa700 || reason === 0x0110 || reason === 0x0111;
+}
+
 export async function stowInstances(pacs: PacsConfig, objects: StowObject[], studyInstanceUID?: string): Promise<StowResult> {
   if (objects.length === 0) return { stored: [], failed: [] };
   const boundary = `radnode-${randomUUID()}`;
@@ -79,6 +89,7 @@ export async function stowInstances(pacs: PacsConfig, objects: StowObject[], stu
 
   const stored = new Set<string>();
   const failed = new Map<string, string>();
+  const reasons: (number | undefined)[] = [];
   if (body !== null) {
     for (const item of sequenceItems(body, TAG_REFERENCED_SOP_SEQUENCE)) {
       const uid = firstString(item, TAG_REFERENCED_SOP_INSTANCE_UID);
@@ -86,7 +97,9 @@ export async function stowInstances(pacs: PacsConfig, objects: StowObject[], stu
     }
     for (const item of sequenceItems(body, TAG_FAILED_SOP_SEQUENCE)) {
       const uid = firstString(item, TAG_REFERENCED_SOP_INSTANCE_UID);
-      if (uid !== undefined) failed.set(uid, describeFailure(firstNumber(item, TAG_FAILURE_REASON)));
+      const reason = firstNumber(item, TAG_FAILURE_REASON);
+      reasons.push(reason);
+      if (uid !== undefined) failed.set(uid, describeFailure(reason));
     }
   }
 
@@ -101,10 +114,10 @@ export async function stowInstances(pacs: PacsConfig, objects: StowObject[], stu
   if (res.status === 400 || res.status === 409) {
     // PS3.18 10.5.3: 409 means none was stored. Orthanc answers 400 when one part is not DICOM, yet stores the others
     // and lists them in 00081199: that is a partial success (like 202), reported as such. With nothing stored,
-    // re-sending the same bytes will not change the PACS's mind.
+    // re-sending the same bytes will not change the PACS's mind, unless every reason given is a passing one.
     if (result.stored.length === 0) {
       throw new RadnodeError('RN_DELIVERY_STOW_REJECTED', `PACS stored none of the instances (HTTP ${res.status})`, {
-        retryable: false,
+        retryable: res.status === 409 && reasons.length > 0 && reasons.every(isPassingFailure),
         details: { status: res.status, failed: result.failed, body: body === null ? text.slice(0, 500) : undefined },
       });
     }
