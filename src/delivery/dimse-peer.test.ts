@@ -19,7 +19,7 @@ const { Server, Scp, Dataset, constants, responses } = dimse as unknown as Recor
 const { PresentationContextResult, Status, TransferSyntax } = constants;
 
 type PeerMode = { pendingStatus: number; contentKeys: boolean };
-const peer = { held: new Map<string, Record<string, unknown>>(), stores: 0, mode: { pendingStatus: 0xff00, contentKeys: true } as PeerMode };
+const peer = { held: new Map<string, Record<string, unknown>>(), studies: new Map<string, string>(), stores: 0, mode: { pendingStatus: 0xff00, contentKeys: true } as PeerMode };
 
 class TestPacs extends Scp {
   associationRequested(association: any) {
@@ -41,6 +41,18 @@ class TestPacs extends Scp {
     callback(r);
   }
   cFindRequest(request: any, callback: (r: unknown[]) => void) {
+    if (request.getDataset().getElements().QueryRetrieveLevel === 'STUDY') {
+      const asked = request.getDataset().getElements().StudyInstanceUID;
+      const rows = [...peer.studies].filter(([uid]) => uid === asked).map(([uid, pid]) => {
+        const r = responses.CFindResponse.fromRequest(request);
+        r.setDataset(new Dataset({ StudyInstanceUID: uid, PatientID: pid, QueryRetrieveLevel: 'STUDY' }));
+        r.setStatus(Status.Pending);
+        return r;
+      });
+      const done = responses.CFindResponse.fromRequest(request);
+      done.setStatus(Status.Success);
+      return callback([...rows, done]);
+    }
     const matches = [...peer.held.values()].map((h) => {
       const r = responses.CFindResponse.fromRequest(request);
       const keys = peer.mode.contentKeys ? h : { ...h, ContentDate: undefined, ContentTime: undefined };
@@ -68,14 +80,19 @@ async function objects(): Promise<ResultObject[]> {
   return out;
 }
 
-async function deliverThrice(mode: PeerMode) {
+async function startPeer(mode: PeerMode) {
   peer.held.clear();
+  peer.studies.clear();
   peer.stores = 0;
   peer.mode = mode;
   const port = await freePort();
   server = new Server(TestPacs);
   (server as unknown as { listen(p: number): void }).listen(port);
-  const link = { peer: { aeTitle: 'PACS', host: '127.0.0.1', port }, callingAeTitle: 'RADNODE', timeoutMs: 5000 };
+  return { peer: { aeTitle: 'PACS', host: '127.0.0.1', port }, callingAeTitle: 'RADNODE', timeoutMs: 5000 };
+}
+
+async function deliverThrice(mode: PeerMode) {
+  const link = await startPeer(mode);
   const objs = await objects();
   const results = [];
   for (let attempt = 0; attempt < 3; attempt++) results.push(await deliverObjectsDimse(link, objs, { confirmTimeoutMs: 2000, log: silentLogger }));
@@ -94,5 +111,17 @@ describe('DIMSE delivery to peers that answer C-FIND differently', () => {
     const { results } = await deliverThrice({ pendingStatus: 0xff00, contentKeys: false });
     expect(results.map((r) => [r.sent.length, r.alreadyPresent.length])).toEqual([[2, 0], [0, 2], [0, 2]]);
     expect(peer.stores).toBe(2);
+  });
+
+  it('checks the source study first, as over DICOMweb: absent is retried, another Patient ID is final, nothing sent', async () => {
+    const link = await startPeer({ pendingStatus: 0xff00, contentKeys: true });
+    const objs = await objects();
+    const send = () => deliverObjectsDimse(link, objs, { confirmTimeoutMs: 2000, log: silentLogger, expectedPatientId: 'PID-1' }).catch((e: unknown) => e);
+    expect(await send()).toMatchObject({ code: 'RN_SOURCE_STUDY_CHANGED', retryable: true, details: { studyFound: false } });
+    peer.studies.set(objs[0].studyInstanceUID, 'PID-2');
+    expect(await send()).toMatchObject({ code: 'RN_SOURCE_STUDY_CHANGED', retryable: false, details: { studyFound: true } });
+    expect(peer.stores).toBe(0);
+    peer.studies.set(objs[0].studyInstanceUID, 'PID-1');
+    expect(((await send()) as { sent: string[] }).sent).toHaveLength(2);
   });
 });

@@ -148,6 +148,20 @@ export async function storeObjects(link: DimseLink, objects: { sopInstanceUID: s
 }
 
 /**
+ * DESIGN §3, as deliverObjects does over DICOMweb: before any send the source study must still be at the peer under
+ * the Patient ID radnode read, else RN_SOURCE_STUDY_CHANGED; not found (yet) is retried, another Patient ID is final.
+ * Patient IDs stay out of details and logs.
+ */
+export async function checkSourceStudyDimse(link: DimseLink, studyUID: string, expectedPatientId: string): Promise<void> {
+  const rows = await find(link, 'STUDY', { StudyInstanceUID: studyUID, PatientID: '' });
+  const ids = rows.filter((r) => asText(r.StudyInstanceUID) === studyUID || asText(r.StudyInstanceUID) === '').map((r) => asText(r.PatientID));
+  if (ids.length === 0)
+    throw new RadnodeError('RN_SOURCE_STUDY_CHANGED', `source study is not (or no longer) at ${link.peer.aeTitle}`, { details: { studyInstanceUID: studyUID, studyFound: false }, retryable: true });
+  if (!ids.includes(expectedPatientId))
+    throw new RadnodeError('RN_SOURCE_STUDY_CHANGED', `source study now has another Patient ID at ${link.peer.aeTitle}`, { details: { studyInstanceUID: studyUID, studyFound: true }, retryable: false });
+}
+
+/**
  * Whether the peer's copy is the one radnode sent: its Content Date/Time match. ContentDate and ContentTime are
  * optional keys at the IMAGE level (PS3.4 C.6.1.1.5): a peer that returns them empty holds the UID, and that is all
  * it can tell; only a different non-empty fingerprint is another object.
@@ -165,13 +179,14 @@ export async function deliverObjectsDimse(
   link: DimseLink,
   objects: ResultObject[],
   /** commitment: ask for storage commitment (only when radnode's SCP runs to receive the PACS's report). */
-  opts: { confirmTimeoutMs: number; log: Logger; onSent?: () => void; commitment?: boolean },
+  opts: { confirmTimeoutMs: number; log: Logger; onSent?: () => void; commitment?: boolean; expectedPatientId?: string },
 ): Promise<DimseDeliverResult> {
   const result: DimseDeliverResult = { sent: [], alreadyPresent: [], commitment: 'not-requested' };
   const studies = new Map<string, ResultObject[]>();
   for (const o of objects) studies.set(o.studyInstanceUID, [...(studies.get(o.studyInstanceUID) ?? []), o]);
   for (const [studyUID, group] of studies) {
     const log = opts.log.child({ studyInstanceUID: studyUID, peer: link.peer.aeTitle });
+    if (opts.expectedPatientId !== undefined) await checkSourceStudyDimse(link, studyUID, opts.expectedPatientId);
     const held = await findStudyInstancesDimse(link, studyUID);
     const missing: ResultObject[] = [];
     const conflicts: string[] = [];

@@ -265,8 +265,11 @@ export class WorkflowEngine {
         detail = { mode: 'folder', files: await writeToFolder(config.delivery.folder, objects) };
       } else if (config.delivery.mode === 'dimse') {
         const { dimse } = config;
+        const study = await store.getStudy(job.study_uid);
         crashPoint('before-send');
-        const r = await deliverObjectsDimse({ peer: dimse.destination, callingAeTitle: dimse.aeTitle, timeoutMs: dimse.timeoutMs }, objects, { confirmTimeoutMs: config.delivery.confirmTimeoutMs, log, onSent: () => crashPoint('after-send'), commitment: dimse.enabled });
+        const r = await deliverObjectsDimse({ peer: dimse.destination, callingAeTitle: dimse.aeTitle, timeoutMs: dimse.timeoutMs }, objects, {
+          confirmTimeoutMs: config.delivery.confirmTimeoutMs, log, onSent: () => crashPoint('after-send'), commitment: dimse.enabled, expectedPatientId: study?.patient_id ?? undefined,
+        });
         crashPoint('after-confirm');
         detail = { mode: 'dimse', peer: dimse.destination.aeTitle, sent: r.sent, alreadyPresent: r.alreadyPresent, commitment: r.commitment };
       } else {
