@@ -17,6 +17,8 @@ export type SourceImage = {
   /** First VOI window of the source, if any (PS3.3 §C.11.2). */
   window?: { center: number; width: number };
   header: DicomDataset;
+  /** The pixels have been through lossy compression: the source says so (0028,2110), or its transfer syntax is lossy. */
+  lossy?: boolean;
 };
 
 /** Decodes the given zero-based frames (default: the first) of a grayscale source. */
@@ -35,12 +37,15 @@ export async function loadSourceImage(path: string, frameIndexes: number[] = [0]
   }
   const frames = decoded.map((f) => physicalValues(f, modalityLut(instance, f.index)));
   const w = voiWindows(instance, frameIndexes[0])[0];
+  const header = readPart10(bytes, { untilPixelData: true }).dataset;
+  const flag = header.LossyImageCompression;
   return {
     rows: decoded[0].rows,
     columns: decoded[0].columns,
     frames,
     photometric,
     ...(w ? { window: { center: w.center, width: w.width } } : {}),
-    header: readPart10(bytes, { untilPixelData: true }).dataset,
+    header,
+    lossy: flag === '01' || (flag !== '00' && instance.transferSyntax.lossy),
   };
 }

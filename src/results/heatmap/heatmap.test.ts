@@ -40,6 +40,7 @@ describe('heatmap secondary capture', () => {
     expect(ds.Modality).toBe('OT');
     expect(strs(ds, 'ImageType')).toEqual(['DERIVED', 'SECONDARY']);
     expect(ds.BurnedInAnnotation).toBe('YES');
+    expect(ds.LossyImageCompression).toBe('00'); // an uncompressed source
     expect(ds.NumberOfFrames).toBe(1);
     expect(ds.FrameOfReferenceUID).toBeUndefined();
     expect(ds.Manufacturer).toBe(NODE.manufacturer);
@@ -140,6 +141,8 @@ describe('heatmap secondary capture', () => {
     expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
     expect(dciodvfyErrors(sc.bytes).errors).toEqual([]);
     const p = pixelsOf(sc);
+    // The source is JPEG Baseline with (0028,2110) 01: what derives from it stays "lossy" (PS3.3 C.7.6.1.1.5).
+    expect(p.ds.LossyImageCompression).toBe('01');
     expect([p.w, p.h]).toEqual([1024, 1024]);
     expect(rgbAt(p, 264, 152)).toEqual([...OUTLINE]);
     expect(rgbAt(p, 562 + 256, 152 + 453)).toEqual([...OUTLINE]);

@@ -68,6 +68,17 @@ export function renderFrame(result: DetectorResult, source: SourceInstance, imag
   return rgb;
 }
 
+function lossyCompression(frames: ScFrame[]): DicomDataset {
+  const lossy = frames.find((f) => f.image.lossy);
+  if (!lossy) return { LossyImageCompression: '00' };
+  const h = lossy.image.header;
+  return {
+    LossyImageCompression: '01',
+    ...(h.LossyImageCompressionRatio !== undefined ? { LossyImageCompressionRatio: h.LossyImageCompressionRatio } : {}),
+    ...(h.LossyImageCompressionMethod !== undefined ? { LossyImageCompressionMethod: h.LossyImageCompressionMethod } : {}),
+  };
+}
+
 export type ScFrame = { source: SourceInstance; image: SourceImage; frameIndex?: number };
 
 /** `seriesNumber`: from `seriesNumbers` in modules.ts, after the source series (write.ts computes it once per result). */
@@ -109,7 +120,8 @@ export function writeHeatmapSc(result: DetectorResult, frames: ScFrame[], index:
     DerivationDescription: lo(`${result.detector.id} ${result.detector.version} heatmap and outlines burned in`),
     ImageComments: HEATMAP_LABEL,
     BurnedInAnnotation: 'YES',
-    LossyImageCompression: '00',
+    // PS3.3 C.7.6.1.1.5: once an image has been through lossy compression the flag stays "01" in what derives from it.
+    ...lossyCompression(frames),
     SourceImageSequence: frames.map((f) => ({
       ReferencedSOPClassUID: f.source.sopClassUID,
       ReferencedSOPInstanceUID: f.source.sopInstanceUID,
