@@ -203,6 +203,11 @@ describe('validation names the key and the bad value', () => {
     expectRefused(withOverrides({ node: { uidRoot: '1.2.826.0.1.3680043.10.1496.123456789' } }), 'node.uidRoot', 'at most 32 characters');
   });
 
+  it('node names longer than their DICOM VR (Station Name SH 16, the others LO 64) are refused', () => {
+    expectRefused(withOverrides({ node: { stationName: 'RADNODE-CHEST-AI-01' } }), 'node.stationName', 'at most 16 characters');
+    expectRefused(withOverrides({ node: { manufacturer: 'x'.repeat(65) } }), 'node.manufacturer', 'at most 64 characters');
+  });
+
   it('unknown section', () => {
     expectRefused(withOverrides({ retention: { days: 30 } }), 'retention', 'unknown section');
   });

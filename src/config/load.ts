@@ -85,10 +85,12 @@ function envOverrides(env: NodeJS.ProcessEnv): Obj {
 }
 
 // ---- validation: small readers that name the key and the bad value ----
-const str = (o: Obj, k: string, path: string, opts: { optional?: boolean; nonEmpty?: boolean } = {}): string | undefined => {
+const str = (o: Obj, k: string, path: string, opts: { optional?: boolean; nonEmpty?: boolean; maxLength?: number } = {}): string | undefined => {
   const v = o[k];
   if (v === undefined && opts.optional) return undefined;
   if (typeof v !== 'string' || (opts.nonEmpty && v.trim() === '')) throw invalid(`${path}.${k}`, v, opts.nonEmpty ? 'expected a non-empty string' : 'expected a string');
+  // Values written into every result object: longer than their VR allows, each object would be invalid DICOM.
+  if (opts.maxLength !== undefined && v.length > opts.maxLength) throw invalid(`${path}.${k}`, v, `expected at most ${opts.maxLength} characters (it is written as a DICOM ${opts.maxLength === 16 ? 'SH' : 'LO'} value)`);
   return v;
 };
 const num = (o: Obj, k: string, path: string, min: number, max = Number.MAX_SAFE_INTEGER, integer = true): number => {
@@ -359,10 +361,10 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     data: { dir: str(d, 'dir', 'data', { nonEmpty: true })!, minFreeMb: num(d, 'minFreeMb', 'data', 0), purgeAfterHours: num(d, 'purgeAfterHours', 'data', 0, 24 * 3650, false) },
     node: {
       uidRoot,
-      manufacturer: str(n, 'manufacturer', 'node', { nonEmpty: true })!,
-      modelName: str(n, 'modelName', 'node', { nonEmpty: true })!,
-      institutionName: str(n, 'institutionName', 'node', { optional: true }) || undefined,
-      stationName: str(n, 'stationName', 'node', { nonEmpty: true })!,
+      manufacturer: str(n, 'manufacturer', 'node', { nonEmpty: true, maxLength: 64 })!,
+      modelName: str(n, 'modelName', 'node', { nonEmpty: true, maxLength: 64 })!,
+      institutionName: str(n, 'institutionName', 'node', { optional: true, maxLength: 64 }) || undefined,
+      stationName: str(n, 'stationName', 'node', { nonEmpty: true, maxLength: 16 })!,
     },
     workflow: {
       quietSeconds: num(w, 'quietSeconds', 'workflow', 0, 86_400, false),
