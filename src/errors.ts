@@ -12,6 +12,11 @@ export const ERROR_TABLE = {
   // authentication
   RN_AUTH_REQUIRED: { httpStatus: 401, retryable: false, exitCode: 1, description: 'Credentials are missing or not valid' },
   RN_AUTH_FORBIDDEN: { httpStatus: 403, retryable: false, exitCode: 1, description: 'The credentials are valid but lack the role this route needs' },
+  RN_CROSS_SITE_REQUEST: { httpStatus: 403, retryable: false, exitCode: 1, description: 'A state-changing API request came from another site (Origin or Sec-Fetch-Site), or named a Host that is not this node' },
+  // HTTP requests
+  RN_BAD_REQUEST: { httpStatus: 400, retryable: false, exitCode: 1, description: 'The HTTP request is malformed: undecodable URL, body encoding or character set, or a bad id' },
+  RN_REQUEST_TOO_LARGE: { httpStatus: 413, retryable: false, exitCode: 1, description: 'The API request body exceeds its limit' },
+  RN_UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false, exitCode: 1, description: 'The API request body has a character set or content encoding radnode cannot read' },
   // DICOM parsing
   RN_DICOM_MALFORMED: { httpStatus: 400, retryable: false, exitCode: 1, description: 'Not a readable DICOM Part 10 object' },
   RN_DICOM_MISSING_ATTRIBUTE: { httpStatus: 400, retryable: false, exitCode: 1, description: 'A required DICOM attribute is missing' },

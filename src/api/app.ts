@@ -12,7 +12,7 @@ import type { WorkflowEngine } from '../workflow/engine.ts';
 import type { RegistryProblem } from '../workflow/registry.ts';
 import { createWorklistRouter } from '../worklist/routes.ts';
 import type { WorklistService } from '../worklist/service.ts';
-import { requireRole } from './auth.ts';
+import { crossSiteGuard, requireRole } from './auth.ts';
 
 export type AppDeps = {
   config: RadnodeConfig;
@@ -41,10 +41,29 @@ export function jobView(j: JobRow) {
   };
 }
 
+const jobId = (v: string | string[] | undefined): number => {
+  if (typeof v !== 'string') throw new RadnodeError('RN_BAD_REQUEST', 'a job id is a positive whole number');
+  if (!/^[1-9]\d{0,15}$/.test(v ?? '')) throw new RadnodeError('RN_BAD_REQUEST', 'a job id is a positive whole number');
+  return Number(v);
+};
+
+/**
+ * The body parsers and the router mark the client's own mistakes (an undecodable %-escape, an unknown charset or
+ * content encoding, a body over its limit) with a 4xx status: those are answered as such, not as an internal error.
+ */
+function clientError(err: unknown): RadnodeError | null {
+  if (err instanceof RadnodeError || typeof err !== 'object' || err === null) return null;
+  const status = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+  if (typeof status !== 'number' || status < 400 || status > 499) return null;
+  const message = err instanceof Error ? err.message : 'bad request';
+  return new RadnodeError(status === 413 ? 'RN_REQUEST_TOO_LARGE' : status === 415 ? 'RN_UNSUPPORTED_MEDIA_TYPE' : 'RN_BAD_REQUEST', message);
+}
+
 export function createApp(deps: AppDeps): express.Express {
   const { config, store, engine, log } = deps;
   const app = express();
   app.disable('x-powered-by');
+  app.use(crossSiteGuard(config.server));
   const ingestRole = requireRole(config.server, 'ingest');
   const readRole = requireRole(config.server, 'reader', 'operator');
   const operatorRole = requireRole(config.server, 'operator');
@@ -103,16 +122,16 @@ export function createApp(deps: AppDeps): express.Express {
     res.json({ jobs: jobs.map(jobView) });
   });
   app.get('/api/jobs/:id', readRole, async (req, res) => {
-    const job = await store.getJob(Number(req.params.id));
+    const job = await store.getJob(jobId(req.params.id));
     if (!job) throw new RadnodeError('RN_JOB_NOT_FOUND', `job ${req.params.id} does not exist`);
     const outputs = (await store.listOutputs(job.id)).map((o) => ({ sopInstanceUID: o.sop_instance_uid, kind: o.kind, seriesInstanceUID: o.series_uid, deliveredAt: o.delivered_at, retractedAt: o.retracted_at, purgedAt: o.purged_at ?? null }));
     res.json({ ...jobView(job), result: job.result_json ? JSON.parse(job.result_json) : null, outputs, deliveries: await store.listDeliveries(job.id), audit: await store.listAudit('job', job.id) });
   });
   app.post('/api/jobs/:id/retry', operatorRole, async (req, res) => {
-    res.json(jobView(await store.retryJob(Number(req.params.id), req.principal!.name)));
+    res.json(jobView(await store.retryJob(jobId(req.params.id), req.principal!.name)));
   });
   app.post('/api/jobs/:id/cancel', operatorRole, async (req, res) => {
-    res.json(jobView(await store.cancelJob(Number(req.params.id), req.principal!.name)));
+    res.json(jobView(await store.cancelJob(jobId(req.params.id), req.principal!.name)));
   });
   app.get('/api/studies', readRole, async (_req, res) => {
     const studies = await store.listStudies();
@@ -137,7 +156,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((_req, _res, next) => next(new RadnodeError('RN_NOT_FOUND', 'no such route')));
   // One error middleware maps a code to its HTTP status and `{ code, message }` (style.md §5).
   app.use((err: unknown, req: express.Request, res: express.Response, _next: express.NextFunction) => {
-    const e = asRadnodeError(err);
+    const e = clientError(err) ?? asRadnodeError(err);
     const status = e.httpStatus;
     if (status >= 500) log.error('request failed', { method: req.method, path: req.path, code: e.code, err: e });
     if (e.code === 'RN_AUTH_REQUIRED') res.setHeader('WWW-Authenticate', 'Basic realm="radnode"');

@@ -114,6 +114,8 @@ export function createWorklistRouter(deps: { service: WorklistService; store: Sq
   });
 
   router.post('/api/worklist/:study/review', readRole, express.text({ type: () => true, limit: '16kb' }), async (req, res) => {
+    // JSON only: a browser sends JSON cross-site only after a CORS preflight, which radnode never grants.
+    if (!req.is('application/json')) throw new RadnodeError('RN_WORKLIST_BAD_REQUEST', 'expected Content-Type: application/json');
     let body: unknown;
     try {
       body = JSON.parse(typeof req.body === 'string' ? req.body : '');

@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -246,6 +246,32 @@ describe('triage worklist in a browser, against a real Orthanc', () => {
     expect(again.status).toBe(304);
   });
 
+  it('cross-site and malformed requests get typed 4xx answers, never 500, and change nothing', async () => {
+    const reader = { authorization: basic(READER) };
+    const codeOf = async (r: Response) => [r.status, ((await r.json()) as { code: string }).code];
+    const before = (await apiRow(flagged.study))!.review;
+    // A page on another site posting with the reader's cached Basic credentials (a "simple" request, no preflight).
+    const forged = await fetch(`${rn.url}/api/worklist/${flagged.study}/review`, {
+      method: 'POST', headers: { ...reader, origin: 'https://evil.example', 'content-type': 'text/plain' }, body: '{"decision":"dismissed","x":"="}',
+    });
+    expect(await codeOf(forged)).toEqual([403, 'RN_CROSS_SITE_REQUEST']);
+    const fetchSite = await fetch(`${rn.url}/api/worklist/${flagged.study}/review`, { method: 'POST', headers: { ...reader, 'sec-fetch-site': 'cross-site', 'content-type': 'application/json' }, body: '{"decision":"dismissed"}' });
+    expect(await codeOf(fetchSite)).toEqual([403, 'RN_CROSS_SITE_REQUEST']);
+    const textPlain = await fetch(`${rn.url}/api/worklist/${flagged.study}/review`, { method: 'POST', headers: { ...reader, 'content-type': 'text/plain' }, body: '{"decision":"dismissed"}' });
+    expect(await codeOf(textPlain)).toEqual([400, 'RN_WORKLIST_BAD_REQUEST']);
+    expect((await apiRow(flagged.study))!.review).toEqual(before);
+    const cancel = await fetch(`${rn.url}/api/jobs/1/cancel`, { method: 'POST', headers: { authorization: basic(OPERATOR), origin: 'http://attacker.example' } });
+    expect(await codeOf(cancel)).toEqual([403, 'RN_CROSS_SITE_REQUEST']);
+    // The client's own mistakes: 4xx with a code, not an internal error.
+    expect(await codeOf(await fetch(`${rn.url}/api/jobs/%E0%A4%A`, { headers: reader }))).toEqual([400, 'RN_BAD_REQUEST']);
+    expect(await codeOf(await fetch(`${rn.url}/api/jobs/abc`, { headers: reader }))).toEqual([400, 'RN_BAD_REQUEST']);
+    const big = await fetch(`${rn.url}/api/worklist/${flagged.study}/review`, { method: 'POST', headers: { ...reader, 'content-type': 'application/json' }, body: `{"decision":"agree","reason":"${'x'.repeat(20_000)}"}` });
+    expect(await codeOf(big)).toEqual([413, 'RN_REQUEST_TOO_LARGE']);
+    const charset = await fetch(`${rn.url}/api/worklist/${flagged.study}/review`, { method: 'POST', headers: { ...reader, 'content-type': 'application/json; charset=foo-bar' }, body: '{}' });
+    expect(await codeOf(charset)).toEqual([415, 'RN_UNSUPPORTED_MEDIA_TYPE']);
+    expect(rn.log()).not.toContain('"level":"error","msg":"request failed"');
+  });
+
   it('webhook: one signed delivery per urgent result, after two refusals; patient identifiers never logged', async () => {
     const ok = await waitFor('two delivered webhooks', async () => (hooks.filter((h) => h.status === 204).length >= 2 ? hooks : null), 20_000, 100);
     await new Promise((r) => setTimeout(r, 1500)); // nothing more may arrive
@@ -260,4 +286,27 @@ describe('triage worklist in a browser, against a real Orthanc', () => {
     const log = rn.log();
     for (const phi of ['RN-FLAG-1', 'RN-PLAIN-1', 'Plain^Paula', '__pwned']) expect(log.includes(phi), phi).toBe(false);
   }, 30_000);
+});
+
+describe('open mode (no credentials configured)', () => {
+  it('answers loopback Host names only, so a rebinding page cannot read the worklist', async () => {
+    const rn = await startRadnode({});
+    try {
+      const get = (host: string) =>
+        new Promise<number>((resolveStatus, reject) => {
+          const req = request(`${rn.url}/api/worklist`, { headers: { host } }, (res) => {
+            res.resume();
+            resolveStatus(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const port = new URL(rn.url).port;
+      expect(await get(`attacker.example:${port}`)).toBe(403);
+      expect(await get(`127.0.0.1:${port}`)).toBe(200);
+      expect(await get(`localhost:${port}`)).toBe(200);
+    } finally {
+      await rn.stop();
+    }
+  }, 60_000);
 });
