@@ -123,8 +123,10 @@ export function formatDS(value: number): string {
 }
 
 /** PS3.5 §6.2 DA/TM in UTC: the frozen Content Date/Time of a job (DESIGN §3). */
-export function dicomDateTime(d: Date): { date: string; time: string } {
+/** DA and TM of an instant, as the wall clock reads `offsetMinutes` east of UTC (0: UTC). */
+export function dicomDateTime(instant: Date, offsetMinutes = 0): { date: string; time: string } {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const d = new Date(instant.getTime() + offsetMinutes * 60_000);
   return {
     date: `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}`,
     time: `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`,

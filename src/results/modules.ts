@@ -7,12 +7,12 @@ import { createHash } from 'node:crypto';
 import { RadnodeError } from '../errors.ts';
 import { dicomDateTime, readPart10, seq, str, type DicomDataset } from './dicom-io.ts';
 import type { DetectorIdentity } from './findings.ts';
-import type { NodeIdentity, SourceInstance, WriteContext } from './objects.ts';
+import type { NodeIdentity, SourceInstance, SourceTimezone, WriteContext } from './objects.ts';
 import { deriveUid } from './uids.ts';
 import { readFile } from 'node:fs/promises';
 
 /** Bumped when the bytes written for the same input change; part of every output UID's seed via ctx.inputKey. */
-export const WRITER_VERSION = 'radnode-results/3';
+export const WRITER_VERSION = 'radnode-results/4';
 
 export const SOP_CLASS = {
   comprehensive3DSR: '1.2.840.10008.5.1.4.1.1.88.34',
@@ -102,8 +102,31 @@ export function generalEquipment(node: NodeIdentity): DicomDataset {
   };
 }
 
+/**
+ * PS3.3 C.12.1.1.8: Timezone Offset From UTC applies to every DA and TM in the instance, and radnode copies the
+ * source's Study Date/Time unchanged: so its objects take the source's offset, and write their own dates and times
+ * in it. A source that declares none is in an undefined local time (the site's, as a rule): radnode's objects then
+ * declare none either and write the node's local wall clock.
+ */
+export function timezoneOf(source: DicomDataset, instant: Date): SourceTimezone {
+  const declared = str(source, 'TimezoneOffsetFromUTC')?.trim();
+  const m = declared ? /^([+-])(\d{2})(\d{2})$/.exec(declared) : null;
+  if (m && Number(m[2]) <= 14 && Number(m[3]) < 60) return { offsetMinutes: (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])), attribute: declared };
+  return { offsetMinutes: -instant.getTimezoneOffset() };
+}
+
+/** Content Date/Time of radnode's objects, in the source's time zone (UTC without one). */
+export function contentDateTime(ctx: WriteContext): { date: string; time: string } {
+  return dicomDateTime(ctx.contentDateTime, ctx.timezone?.offsetMinutes ?? 0);
+}
+
+const offsetSuffix = (minutes: number): string => {
+  const a = Math.abs(minutes);
+  return `${minutes < 0 ? '-' : '+'}${String(Math.floor(a / 60)).padStart(2, '0')}${String(a % 60).padStart(2, '0')}`;
+};
+
 export function contributingEquipment(ctx: WriteContext, detector: DetectorIdentity): DicomDataset[] {
-  const { date, time } = dicomDateTime(ctx.contentDateTime);
+  const { date, time } = contentDateTime(ctx);
   return [
     {
       PurposeOfReferenceCodeSequence: [PURPOSE_PROCESSING_ALGORITHM],
@@ -111,14 +134,15 @@ export function contributingEquipment(ctx: WriteContext, detector: DetectorIdent
       ManufacturerModelName: detector.id,
       SoftwareVersions: detector.version,
       DeviceUID: deviceUid(ctx.node, detector),
-      ContributionDateTime: `${date}${time}`,
+      // DT carries its own offset (PS3.5 Table 6.2-1): unambiguous whatever the instance declares.
+      ContributionDateTime: `${date}${time}${offsetSuffix(ctx.timezone?.offsetMinutes ?? 0)}`,
       ContributionDescription: `${detector.id} ${detector.version} (model sha256 ${detector.modelSha256.slice(0, 16)})`.slice(0, 64),
     },
   ];
 }
 
 export function sopCommon(ctx: WriteContext, sopClassUID: string, sopInstanceUID: string): DicomDataset {
-  const { date, time } = dicomDateTime(ctx.contentDateTime);
+  const { date, time } = contentDateTime(ctx);
   return {
     // PS3.5 §6.1.2.5.3: UTF-8, because series descriptions carry an em dash and patient names may be anything.
     SpecificCharacterSet: 'ISO_IR 192',
@@ -126,7 +150,7 @@ export function sopCommon(ctx: WriteContext, sopClassUID: string, sopInstanceUID
     SOPInstanceUID: sopInstanceUID,
     InstanceCreationDate: date,
     InstanceCreationTime: time,
-    TimezoneOffsetFromUTC: '+0000',
+    ...(ctx.timezone === undefined ? { TimezoneOffsetFromUTC: '+0000' } : ctx.timezone.attribute !== undefined ? { TimezoneOffsetFromUTC: ctx.timezone.attribute } : {}),
   };
 }
 

@@ -53,7 +53,15 @@ export type WriteContext = {
   predecessor?: PredecessorRef;
   /** How the SR names its measurement groups; defaults to `{ trackingIdentifierStyle: 'detector' }`. */
   srOptions?: SrOptions;
+  /**
+   * The time zone of the copied Study Date/Time (timezoneOf in modules.ts), which radnode's own dates and times
+   * follow; absent: UTC, declared '+0000'.
+   */
+  timezone?: SourceTimezone;
 };
+
+/** `attribute`: the source's Timezone Offset From UTC, copied; absent when the source declares none. */
+export type SourceTimezone = { offsetMinutes: number; attribute?: string };
 
 /**
  * `detector`: Tracking Identifier = the finding's own trackingId (readable in any viewer).

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharedFile, unpackedFile } from '../../test/helpers/paths.ts';
 import { num, readPart10, seq, str } from './dicom-io.ts';
@@ -52,6 +54,26 @@ describe('writeResultObjects: SR for a study-level score only / no findings', ()
     expect(ce.SoftwareVersions).toBe('1.0.0');
     expect(isUnderRoot(str(ce, 'DeviceUID'), NODE.uidRoot)).toBe(true);
     expect(isUnderRoot(sr.sopInstanceUID, NODE.uidRoot)).toBe(true);
+  });
+
+  it("takes the source's time zone: its Timezone Offset From UTC is copied and radnode's own times are written in it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rn-tz-'));
+    const tokyo = join(dir, 'tokyo.dcm');
+    copyFileSync(CR, tokyo);
+    expect(spawnSync('dcmodify', ['-nb', '-i', '(0008,0201)=+0900', tokyo]).status).toBe(0);
+    const [sr, sc] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID], { heatmaps: [{ sopInstanceUID: cr.sopInstanceUID, width: 8, height: 8, values: new Float32Array(64) }] }), [{ ...cr, path: tokyo }], ctxFor('tz-tokyo'));
+    for (const o of [sr, sc]) {
+      const ds = readPart10(o.bytes).dataset;
+      // ctxFor's instant is 2026-11-24 10:30:15 UTC: 19:30:15 in Tokyo.
+      expect([ds.TimezoneOffsetFromUTC, ds.ContentDate, ds.ContentTime, ds.InstanceCreationTime]).toEqual(['+0900', '20261124', '193015', '193015']);
+      expect(str(seq(ds, 'ContributingEquipmentSequence')[0], 'ContributionDateTime')?.trim()).toBe('20261124193015+0900');
+    }
+    // A source that declares no offset is in an undefined local time: radnode declares none either.
+    const [plain] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID]), [cr], ctxFor('tz-none'));
+    const ds = readPart10(plain.bytes).dataset;
+    expect(ds.TimezoneOffsetFromUTC).toBeUndefined();
+    expect(str(seq(ds, 'ContributingEquipmentSequence')[0], 'ContributionDateTime')?.trim()).toMatch(/^\d{14}[+-]\d{4}$/);
+    expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
   });
 
   it('re-running the same input yields byte-identical output (DESIGN §3 exactly-once)', async () => {

@@ -7,7 +7,7 @@ import { isImageDataError, RadnodeError } from '../errors.ts';
 import { num, nums, str } from './dicom-io.ts';
 import { isPlace3D, type DetectorResult } from './findings.ts';
 import { writeHeatmapSc, placesOn, type ScFrame } from './heatmap/write-sc.ts';
-import { readSourceHeader, seriesNumbers, type SourceHeader } from './modules.ts';
+import { readSourceHeader, seriesNumbers, timezoneOf, type SourceHeader } from './modules.ts';
 import type { ResultObject, ResultWriter, SourceInstance, WriteContext } from './objects.ts';
 import { loadSourceImage } from './source-pixels.ts';
 import { writeSr, type SpacingBySop } from './sr/write-sr.ts';
@@ -92,6 +92,7 @@ export const writeResultObjects: ResultWriter = async (result, sources, ctx): Pr
   const turnedDown = new Set(result.skipped.map((s) => s.sopInstanceUID).filter((u): u is string => u !== undefined));
   const imaged = read.filter((s) => !turnedDown.has(s.sopInstanceUID));
   const first = await readSourceHeader(imaged[0] ?? read[0]);
+  ctx = { ...ctx, timezone: timezoneOf(first.dataset, ctx.contentDateTime) };
   // Every read series counts for the numbers (a superseding SR keeps its series number); readable images first.
   const numbers = seriesNumbers(result.detector.id, await sourceSeriesNumbers([...imaged, ...read.filter((s) => turnedDown.has(s.sopInstanceUID))]));
   const sr = writeSr(result, read, first, ctx, { spacing: await spacingOfBidirectionalKeys(result, read), seriesNumber: numbers.sr });

@@ -7,9 +7,10 @@
  * no Frame of Reference, because the picture is not registered to the patient.
  */
 import { RadnodeError } from '../../errors.ts';
-import { dicomDateTime, writePart10, type DicomDataset } from '../dicom-io.ts';
+import { writePart10, type DicomDataset } from '../dicom-io.ts';
 import { isPlace3D, type DetectorResult, type Place2D } from '../findings.ts';
 import {
+  contentDateTime,
   contributingEquipment,
   copyPatientAndStudy,
   generalEquipment,
@@ -95,7 +96,7 @@ export function writeHeatmapSc(result: DetectorResult, frames: ScFrame[], index:
   rendered.forEach((r, i) => pixels.set(r.data, i * frameBytes));
 
   const first = frames[0].image.header;
-  const { date, time } = dicomDateTime(ctx.contentDateTime);
+  const { date, time } = contentDateTime(ctx);
   const sopInstanceUID = objectUid(ctx.node, ctx.inputKey, 'heatmap-sc', index);
   const seriesInstanceUID = heatmapSeriesUid(ctx.node, ctx.inputKey);
   const dataset: DicomDataset = {

@@ -7,9 +7,10 @@
  * own OHIF must show radnode's SR unmodified.
  */
 import { RadnodeError } from '../../errors.ts';
-import { dicomDateTime, writePart10, type DicomDataset } from '../dicom-io.ts';
+import { writePart10, type DicomDataset } from '../dicom-io.ts';
 import { isPlace3D, type DetectorResult, type Finding, type Place2D, type Place3D, type SkippedSeries } from '../findings.ts';
 import {
+  contentDateTime,
   contributingEquipment,
   copyPatientAndStudy,
   deviceUid,
@@ -235,7 +236,7 @@ export function buildSrContent(
 export type SrExtras = { spacing?: SpacingBySop; seriesNumber?: number };
 
 export function writeSr(result: DetectorResult, sources: SourceInstance[], first: SourceHeader, ctx: WriteContext, extras: SrExtras = {}): ResultObject {
-  const { date, time } = dicomDateTime(ctx.contentDateTime);
+  const { date, time } = contentDateTime(ctx);
   const sopInstanceUID = objectUid(ctx.node, ctx.inputKey, 'sr', 0);
   const seriesInstanceUID = srSeriesUid(ctx.node, result.studyInstanceUID, result.detector.id);
   const content: ContentItem = buildSrContent(result, sources, ctx, typeof first.dataset.Modality === 'string' ? first.dataset.Modality : undefined, extras.spacing);
