@@ -1,5 +1,5 @@
 import dcmjs from 'dcmjs';
-import { TextDecoder } from 'node:util';
+import { decodeDicomText } from './charset.ts';
 import { keywordForTag, tagForKeyword, tagHex } from './dictionary.ts';
 import type { DicomElement, ElementMap } from './parser.ts';
 
@@ -12,12 +12,10 @@ const SINGLE_STRING_VRS = new Set(['LT', 'ST', 'UT', 'UR']);
 const STRING_VRS = new Set(['AE', 'AS', 'CS', 'DA', 'DS', 'DT', 'IS', 'LO', 'LT', 'PN', 'SH', 'ST', 'TM', 'UC', 'UI', 'UR', 'UT']);
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 
-const latin1 = new TextDecoder('latin1');
-const utf8 = new TextDecoder('utf-8');
-
-/** Only the character-set question that changes bytes → text for the common case: UTF-8 or (a superset of) Latin-1. */
-function decoderFor(charset: string[]): TextDecoder {
-  return charset.some((c) => c.trim() === 'ISO_IR 192') ? utf8 : latin1;
+/** Bytes → text under one data set's Specific Character Set (charset.ts: single-byte, UTF-8, GB18030, ISO 2022). */
+type TextDecoding = { charset: string[]; decode(bytes: Uint8Array): string };
+function decoderFor(charset: string[]): TextDecoding {
+  return { charset, decode: (bytes) => decodeDicomText(bytes, charset) };
 }
 
 function ascii(v: Uint8Array): string {
@@ -36,11 +34,12 @@ function stripPadding(s: string): string {
  */
 export class DataSetView {
   readonly elements: ElementMap;
-  private readonly decoder: TextDecoder;
+  private readonly decoder: TextDecoding;
 
   constructor(elements: ElementMap, charset?: string[]) {
     this.elements = elements;
-    const cs = charset ?? DataSetView.charsetOf(elements);
+    const own = DataSetView.charsetOf(elements);
+    const cs = own.length > 0 ? own : (charset ?? []);
     this.decoder = decoderFor(cs);
   }
 
@@ -90,8 +89,9 @@ export class DataSetView {
     return el.items.map((m) => new DataSetView(m, this.charsetFallback()));
   }
 
+  /** PS3.5 7.5.3: a sequence item without its own Specific Character Set uses its parent's. */
   private charsetFallback(): string[] {
-    return this.decoder === utf8 ? ['ISO_IR 192'] : [];
+    return this.decoder.charset;
   }
 
   /** Converts to dcmjs's naturalized form (keywords, unwrapped single values), for code that already speaks dcmjs. */
@@ -103,7 +103,7 @@ export class DataSetView {
   }
 }
 
-function elementNumbers(el: DicomElement, decoder: TextDecoder): number[] {
+function elementNumbers(el: DicomElement, decoder: TextDecoding): number[] {
   const v = el.value!;
   const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
   const le = el.littleEndian;
@@ -156,7 +156,12 @@ interface DcmjsElement {
   InlineBinary?: string;
 }
 
-function toDcmjsDict(elements: ElementMap, decoder: TextDecoder): Record<string, DcmjsElement> {
+function personName(value: string): { Alphabetic: string; Ideographic?: string; Phonetic?: string } {
+  const [alphabetic, ideographic, phonetic] = value.split('=');
+  return { Alphabetic: alphabetic, ...(ideographic ? { Ideographic: ideographic } : {}), ...(phonetic ? { Phonetic: phonetic } : {}) };
+}
+
+function toDcmjsDict(elements: ElementMap, decoder: TextDecoding): Record<string, DcmjsElement> {
   const dict: Record<string, DcmjsElement> = {};
   for (const el of elements.values()) {
     const key = tagHex(el.tag);
@@ -174,7 +179,8 @@ function toDcmjsDict(elements: ElementMap, decoder: TextDecoder): Record<string,
       dict[key] = { vr, Value: [v.slice().buffer] };
     } else if (vr === 'PN') {
       const text = stripPadding(decoder.decode(v));
-      dict[key] = { vr, Value: text === '' ? [] : text.split('\\').map((s) => ({ Alphabetic: s.split('=')[0] })) };
+      // PS3.5 6.2.1: up to three component groups, alphabetic=ideographic=phonetic (Japanese and Korean names).
+      dict[key] = { vr, Value: text === '' ? [] : text.split('\\').map(personName) };
     } else if (vr === 'IS' || vr === 'DS') {
       dict[key] = { vr, Value: elementNumbers(el, decoder) };
     } else if (STRING_VRS.has(vr)) {

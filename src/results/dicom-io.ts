@@ -3,6 +3,7 @@
  * naturalized dataset typed below, so that `any` never leaks out of this file.
  */
 import dcmjs from 'dcmjs';
+import { readHeader, readInstance } from '../dicom/index.ts';
 import { RadnodeError } from '../errors.ts';
 
 /** A naturalized DICOM dataset (dcmjs keyword form): values are strings, numbers, arrays, nested datasets or bytes. */
@@ -41,8 +42,16 @@ export function readPart10(bytes: Uint8Array, options: { untilPixelData?: boolea
       dataset: lib.data.DicomMetaDictionary.naturalizeDataset(file.dict),
     };
   } catch (cause) {
+    // dcmjs reads one character set only (and not all of them): Japanese, Korean and Chinese sites name patients with
+    // ISO 2022 code extensions. The imaging core decodes those (dicom/charset.ts) into the same naturalized form.
+    if (cause instanceof Error && /character set/i.test(cause.message)) return readWithCoreCharsets(bytes, options);
     throw new RadnodeError('RN_DICOM_MALFORMED', 'not a readable DICOM Part 10 object', { cause });
   }
+}
+
+function readWithCoreCharsets(bytes: Uint8Array, options: { untilPixelData?: boolean }): ParsedPart10 {
+  const instance = options.untilPixelData ? readHeader(bytes) : readInstance(bytes);
+  return { meta: { TransferSyntaxUID: instance.transferSyntaxUID }, dataset: instance.dataset as DicomDataset };
 }
 
 /**

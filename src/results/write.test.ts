@@ -76,6 +76,20 @@ describe('writeResultObjects: SR for a study-level score only / no findings', ()
     expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
   });
 
+  it('a Japanese patient name in ISO 2022 code extensions (\\ISO 2022 IR 87) is copied whole, in UTF-8 (PS3.5 H.3.1)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rn-jis-'));
+    const jp = join(dir, 'jis.dcm');
+    copyFileSync(CR, jp);
+    const j = (s: string) => `\x1b$B${s}\x1b(B`;
+    const pn = `Yamada^Tarou=${j(';3ED')}^${j('B@O:')}=${j('$d$^$@')}^${j('$?$m$&')}`;
+    expect(spawnSync('dcmodify', ['-nb', '-i', '(0008,0005)=\\ISO 2022 IR 87', '-i', `(0010,0010)=${pn}`, jp]).status).toBe(0);
+    const [sr] = await writeResultObjects(emptyResult(crStudy, [cr.seriesInstanceUID]), [{ ...cr, path: jp }], ctxFor('jis'));
+    const ds = readPart10(sr.bytes).dataset;
+    expect(ds.SpecificCharacterSet).toBe('ISO_IR 192');
+    expect(ds.PatientName).toEqual([{ Alphabetic: 'Yamada^Tarou', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' }]);
+    expect(dciodvfyErrors(sr.bytes).errors).toEqual([]);
+  });
+
   it('re-running the same input yields byte-identical output (DESIGN §3 exactly-once)', async () => {
     const r = emptyResult(crStudy, [cr.seriesInstanceUID]);
     const [a] = await writeResultObjects(r, [cr], ctxFor('same-input'));
