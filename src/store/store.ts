@@ -134,6 +134,8 @@ export class SqliteStore {
         const settled = `purged_at IS NULL AND job_id IN (SELECT id FROM jobs WHERE study_uid = ? AND state IN ('delivered', 'superseded'))`;
         outputs = (this.db.prepare(`SELECT path FROM outputs WHERE ${settled}`).all(studyUID) as { path: string }[]).map((o) => o.path);
         this.db.prepare(`UPDATE outputs SET purged_at = ? WHERE ${settled}`).run(now, studyUID);
+        // The worklist row's thumbnail is gone: a new version, so a page's cached list (ETag) stops offering it.
+        if (outputs.length) this.db.prepare('UPDATE worklist SET version = (SELECT MAX(version) + 1 FROM worklist) WHERE study_uid = ?').run(studyUID);
       }
       this.auditSync('retention', 'study.purged', 'study', studyUID, { instances: instances.length, bytes: instances.reduce((a, f) => a + f.size, 0), outputs: outputs.length }, now);
       return { instances, outputs };

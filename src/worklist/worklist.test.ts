@@ -236,6 +236,27 @@ describe('worklist model', () => {
     store.close();
   });
 
+  it('retention purging the heatmap makes a new version, so a cached list stops offering the thumbnail', async () => {
+    const store = SqliteStore.open(':memory:');
+    const model = new WorklistModel(store);
+    const { study, series, rec } = addStudy(store);
+    await store.recordInstance(rec, 0);
+    await store.completeStudy(study, 'test', 0);
+    const { job } = await store.upsertJob(study, 'cxr', 'k1', { series: [{ seriesInstanceUID: series, instances: [] }] }, 0);
+    await store.claimJob('run', 'w', 60_000, { now: 0 });
+    const sc = { sop_instance_uid: uid(), job_id: job.id, kind: 'heatmap-sc', study_uid: study, series_uid: uid(), sop_class_uid: '1.2.840.10008.5.1.4.1.1.7.4', instance_number: 1, path: '/sc.dcm', sha256: 'h', fingerprint: 'f' };
+    await store.finishRun(job.id, 'w', [sc], { json: JSON.stringify({ studyScore: 0.9, findings: [] }), studyScore: 0.9, priority: 'urgent' }, 1);
+    await store.claimJob('deliver', 'w', 60_000, { now: 2 });
+    await store.markDelivered(job.id, 'w', {}, 3);
+    await model.refreshStudy(study, { alert: false });
+    const before = model.version();
+    expect((await model.get(study))!.hasHeatmap).toBe(true);
+    expect((await store.markStudyPurged(study, 10, 20, { outputs: true })).outputs).toEqual(['/sc.dcm']);
+    expect(model.version()).toBeGreaterThan(before);
+    expect((await model.get(study))!.hasHeatmap).toBe(false);
+    store.close();
+  });
+
   it('lists by priority then age, filters, pages, and counts', async () => {
     const store = SqliteStore.open(':memory:');
     const model = new WorklistModel(store);
