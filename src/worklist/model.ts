@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { RadnodeError } from '../errors.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { JobState } from '../store/types.ts';
+import { dayStartMs } from './calendar.ts';
 import { keyFindingText, type ResultSummary } from './key-finding.ts';
 import { AI_POSITIVE, jobPriority, PRIORITY_RANK, shownJobs, studyPriority, type WorklistPriority } from './priority.ts';
 import type { WorklistQuery } from './query.ts';
@@ -66,7 +67,6 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 const packList = (xs: string[]) => (xs.length ? `|${xs.join('|')}|` : '');
 const unpackList = (s: string) => s.split('|').filter(Boolean);
 
-const dayStartMs = (day: string) => Date.parse(`${day}T00:00:00Z`);
 
 function toView(r: DbRow): WorklistRow {
   return {
@@ -91,8 +91,9 @@ export function whereOf(q: WorklistQuery): { sql: string; args: (string | number
   }
   if (q.modality) (where.push(`instr(w.modalities, ?) > 0`), args.push(`|${q.modality}|`));
   if (q.detector) (where.push(`instr(w.detectors, ?) > 0`), args.push(`|${q.detector}|`));
-  if (q.from) (where.push('w.arrived_at >= ?'), args.push(dayStartMs(q.from)));
-  if (q.to) (where.push('w.arrived_at < ?'), args.push(dayStartMs(q.to) + 86_400_000));
+  if (q.from) (where.push('w.arrived_at >= ?'), args.push(dayStartMs(q.from, q.tz)));
+  // The day after `to` begins: 23 or 25 hours later on a daylight-saving change.
+  if (q.to) (where.push('w.arrived_at < ?'), args.push(dayStartMs(new Date(Date.parse(`${q.to}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10), q.tz)));
   if (q.review) (where.push('w.review_state = ?'), args.push(q.review));
   if (q.tab === 'second') {
     // Second-reader check (issue 10 §3): the AI called it abnormal and no reader agreed or dismissed it yet, or a

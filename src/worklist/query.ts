@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { RadnodeError } from '../errors.ts';
+import { isTimeZone, NODE_TIME_ZONE } from './calendar.ts';
 import { isWorklistPriority, type WorklistPriority } from './priority.ts';
 import { REVIEW_STATES, type ReviewState } from './model.ts';
 
@@ -9,9 +10,11 @@ export type WorklistQuery = {
   priorities: WorklistPriority[];
   modality?: string;
   detector?: string;
-  /** Arrival day range, YYYY-MM-DD (UTC), both ends included. */
+  /** Arrival day range, YYYY-MM-DD, both ends included, as calendar days in `tz`. */
   from?: string;
   to?: string;
+  /** IANA time zone of the reader's calendar (the page sends its own); default: the node's. */
+  tz: string;
   review?: ReviewState;
   limit: number;
   offset: number;
@@ -45,7 +48,11 @@ export function parseWorklistQuery(q: Record<string, unknown>): WorklistQuery {
   if (detector !== undefined && !TOKEN.test(detector)) throw bad('detector', detector, 'expected a detector id');
   const from = one(q, 'from');
   const to = one(q, 'to');
-  for (const [k, v] of [['from', from], ['to', to]] as const) if (v !== undefined && (!DAY.test(v) || Number.isNaN(Date.parse(v)))) throw bad(k, v, 'expected a day YYYY-MM-DD');
+  // A day that does not exist (2024-02-30) is refused, not rolled over into the next month.
+  for (const [k, v] of [['from', from], ['to', to]] as const)
+    if (v !== undefined && (!DAY.test(v) || Number.isNaN(Date.parse(v)) || new Date(Date.parse(v)).toISOString().slice(0, 10) !== v)) throw bad(k, v, 'expected a day YYYY-MM-DD');
+  const tz = one(q, 'tz') ?? NODE_TIME_ZONE;
+  if (!isTimeZone(tz)) throw bad('tz', tz, 'expected an IANA time zone such as Europe/Berlin');
   const review = one(q, 'review');
   if (review !== undefined && !REVIEW_STATES.includes(review as ReviewState)) throw bad('review', review, 'expected new, opened or reviewed');
   const int = (key: string, dflt: number, min: number, max: number) => {
@@ -56,7 +63,7 @@ export function parseWorklistQuery(q: Record<string, unknown>): WorklistQuery {
     return n;
   };
   return {
-    tab, priorities: priorities as WorklistPriority[], modality: modality?.toUpperCase(), detector, from, to,
+    tab, priorities: priorities as WorklistPriority[], modality: modality?.toUpperCase(), detector, from, to, tz,
     review: review as ReviewState | undefined, limit: int('limit', DEFAULT_PAGE, 1, MAX_PAGE), offset: int('offset', 0, 0, 10_000_000),
   };
 }
@@ -66,7 +73,7 @@ export function parseWorklistQuery(q: Record<string, unknown>): WorklistQuery {
  * mean an equal answer, and a poll that changed nothing is answered 304 without running the list query.
  */
 export function worklistEtag(version: number, q: WorklistQuery): string {
-  const key = JSON.stringify([q.tab, [...q.priorities].sort(), q.modality ?? '', q.detector ?? '', q.from ?? '', q.to ?? '', q.review ?? '', q.limit, q.offset]);
+  const key = JSON.stringify([q.tab, [...q.priorities].sort(), q.modality ?? '', q.detector ?? '', q.from ?? '', q.to ?? '', q.from || q.to ? q.tz : '', q.review ?? '', q.limit, q.offset]);
   return `W/"wl-${version}-${createHash('sha256').update(key).digest('hex').slice(0, 16)}"`;
 }
 

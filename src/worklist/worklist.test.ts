@@ -16,6 +16,7 @@ import { keyFindingText } from './key-finding.ts';
 import { WorklistModel } from './model.ts';
 import { viewerUrl } from './page/viewer-url.ts';
 import { compareRows, PRIORITIES, studyPriority, type WorklistPriority } from './priority.ts';
+import { dayStartMs } from './calendar.ts';
 import { etagMatches, parseWorklistQuery, worklistEtag } from './query.ts';
 import { downscaleRgb } from './thumbnail.ts';
 import { signBody, WebhookSender } from './webhook.ts';
@@ -94,6 +95,17 @@ describe('ETag', () => {
     expect(etagMatches('*', e)).toBe(true);
     expect(etagMatches(undefined, e)).toBe(false);
     expect(etagMatches(worklistEtag(4, q), e)).toBe(false);
+  });
+  it("day filters are the reader's calendar days, daylight saving included; impossible days are refused", () => {
+    // 00:00 in Berlin is 22:00 UTC the day before in summer (CEST), 23:00 in winter.
+    expect(new Date(dayStartMs('2026-05-02', 'Europe/Berlin')).toISOString()).toBe('2026-05-01T22:00:00.000Z');
+    expect(new Date(dayStartMs('2026-01-15', 'Europe/Berlin')).toISOString()).toBe('2026-01-14T23:00:00.000Z');
+    expect(new Date(dayStartMs('2026-03-29', 'Europe/Berlin')).toISOString()).toBe('2026-03-28T23:00:00.000Z'); // the change day
+    expect(new Date(dayStartMs('2026-05-02', 'Asia/Tokyo')).toISOString()).toBe('2026-05-01T15:00:00.000Z');
+    expect(dayStartMs('2026-05-02', 'UTC')).toBe(Date.parse('2026-05-02T00:00:00Z'));
+    expect(() => parseWorklistQuery({ from: '2024-02-30' })).toThrow(/query from/);
+    expect(() => parseWorklistQuery({ from: '2024-02-29', tz: 'Mars/Olympus' })).toThrow(/query tz/);
+    expect(parseWorklistQuery({ from: '2024-02-29', tz: 'Europe/Berlin' }).tz).toBe('Europe/Berlin');
   });
   it('query validation names the key', () => {
     expect(() => parseWorklistQuery({ priority: 'critical' })).toThrow(/query priority/);

@@ -76,6 +76,8 @@ function query(): URLSearchParams {
     const v = f.get(k);
     if (typeof v === 'string' && v) p.set(k, v);
   }
+  // The day filters are the reader's calendar days, not UTC ones.
+  if (p.has('from') || p.has('to')) p.set('tz', Intl.DateTimeFormat().resolvedOptions().timeZone);
   p.set('limit', String(PAGE));
   p.set('offset', String(state.offset));
   return p;
