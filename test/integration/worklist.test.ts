@@ -92,7 +92,8 @@ describe('triage worklist in a browser, against a real Orthanc', () => {
         routing: { rules: [{ detector: 'test-flag', match: { modality: ['CR', 'DX'] } }] },
         detectors: { modules: [FLAG_DETECTOR] },
         delivery: { mode: 'pacs', confirmTimeoutMs: 10_000 },
-        worklist: { webhook: { url: hookUrl, secret: 'env:RN_TEST_WEBHOOK_SECRET', backoffBaseMs: 200, backoffMaxMs: 400, maxAttempts: 5 } },
+        // A site viewer (the built-in one is off here): the link the page offers, whatever answers it.
+        worklist: { viewerUrlPattern: 'http://{host}:8081/viewer?StudyInstanceUIDs={study}', webhook: { url: hookUrl, secret: 'env:RN_TEST_WEBHOOK_SECRET', backoffBaseMs: 200, backoffMaxMs: 400, maxAttempts: 5 } },
       },
       { start: false, authorization: basic(OPERATOR), env: { RN_TEST_WEBHOOK_SECRET: WEBHOOK_SECRET } },
     );

@@ -25,7 +25,7 @@ type Row = {
   secondReview: { decision: Decision; reader: string } | null;
 };
 type ListAnswer = { version: number; total: number; offset: number; limit: number; rows: Row[]; facets: { modalities: string[]; detectors: string[] } };
-type PageConfig = { viewerUrlPattern: string; viewerPort: number; user: string };
+type PageConfig = { viewerUrlPattern: string; viewerPort: number; viewerEnabled: boolean; user: string };
 
 const PRIORITY_LABEL: Record<Priority, string> = { urgent: 'urgent', positive: 'positive', failed: 'failed', pending: 'pending', negative: 'negative', unprocessed: 'not processed' };
 const PAGE = 50;
@@ -140,6 +140,18 @@ function reviewText(r: Row): string {
   return t;
 }
 
+function openLink(r: Row): HTMLAnchorElement {
+  const open = el('a', 'open', 'Open');
+  open.href = viewerUrl(state.config.viewerUrlPattern, r, location.hostname, state.config.viewerPort);
+  open.target = '_blank';
+  open.rel = 'noopener';
+  open.addEventListener('click', (ev) => {
+    ev.stopPropagation();
+    void api(`/api/worklist/${encodeURIComponent(r.study)}/open`, { method: 'POST' }).catch(() => undefined);
+  });
+  return open;
+}
+
 function renderRow(r: Row): HTMLTableRowElement {
   const tr = el('tr');
   tr.dataset.study = r.study;
@@ -170,15 +182,12 @@ function renderRow(r: Row): HTMLTableRowElement {
   if (r.resultAt) result.title = r.resultAt;
   const review = el('td', 'review-state', reviewText(r));
   const actions = el('td', 'review-actions');
-  const open = el('a', 'open', 'Open');
-  open.href = viewerUrl(state.config.viewerUrlPattern, r, location.hostname, state.config.viewerPort);
-  open.target = '_blank';
-  open.rel = 'noopener';
-  open.addEventListener('click', (ev) => {
-    ev.stopPropagation();
-    void api(`/api/worklist/${encodeURIComponent(r.study)}/open`, { method: 'POST' }).catch(() => undefined);
-  });
-  actions.append(open);
+  // The default pattern points at the built-in viewer: with it switched off the link would lead nowhere.
+  if (!state.config.viewerEnabled && state.config.viewerUrlPattern.includes('{viewerPort}')) {
+    const none = el('span', 'open muted', 'No viewer');
+    none.title = 'No viewer is configured: set viewer.enabled or worklist.viewerUrlPattern (docs/configuration.md)';
+    actions.append(none);
+  } else actions.append(openLink(r));
   for (const [d, label] of [['agree', 'Agree'], ['disagree', 'Disagree'], ['dismissed', 'Dismiss']] as const) {
     const b = el('button', undefined, label);
     b.type = 'button';
@@ -191,7 +200,7 @@ function renderRow(r: Row): HTMLTableRowElement {
   }
   tr.append(badge, thumb, name, pid, acc, mod, finding, score, arrived, result, review, actions);
   tr.addEventListener('click', () => select(r.study));
-  tr.addEventListener('dblclick', () => open.click());
+  tr.addEventListener('dblclick', () => actions.querySelector<HTMLAnchorElement>('a.open')?.click());
   return tr;
 }
 
