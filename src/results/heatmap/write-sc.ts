@@ -144,7 +144,7 @@ export function writeHeatmapSc(result: DetectorResult, frames: ScFrame[], index:
     NumberOfFrames: rendered.length,
     // Type 1C, only when there is more than one frame: frames are labelled with their source's Instance Number.
     ...(rendered.length > 1
-      ? { FrameIncrementPointer: 0x00182002, FrameLabelVector: frames.map((f) => lo(`slice ${String(f.image.header.InstanceNumber ?? '')}`)) }
+      ? { FrameIncrementPointer: 0x00182002, FrameLabelVector: frames.map((f) => `slice ${String(f.image.header.InstanceNumber ?? '')}`.slice(0, 16)) } // SH: 16 characters
       : {}),
     PixelData: [pixels.buffer],
     _vrMap: { PixelData: 'OB' },
