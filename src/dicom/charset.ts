@@ -55,10 +55,16 @@ function escape(b: Uint8Array, i: number, s: State): number {
   return 0;
 }
 
-/** PS3.5 6.1.2.5.3: the initial sets are back in force at each value, and at PN component and group delimiters. */
-const RESETS = new Set([0x5c, 0x5e, 0x3d, 0x0a, 0x0d, 0x09, 0x0c]); // \ ^ = LF CR TAB FF
+/**
+ * PS3.5 6.1.2.5.3: the initial sets are back in force at each value (\\), at line and tab controls, and in a person
+ * name at its component (^) and group (=) delimiters. Only in a single-byte G0: inside a JIS X 0208 pair those bytes
+ * are half of a kanji (秋 is 0x3D 0x29).
+ */
+const RESETS = new Set([0x5c, 0x0a, 0x0d, 0x09, 0x0c]); // \ LF CR TAB FF
+const PN_RESETS = new Set([...RESETS, 0x5e, 0x3d]); // and ^ =
 
-function decodeIso2022(bytes: Uint8Array, charsets: string[]): string {
+function decodeIso2022(bytes: Uint8Array, charsets: string[], personName: boolean): string {
+  const resets = personName ? PN_RESETS : RESETS;
   const start = (): State => initialState(charsets[0] ?? '');
   let s = start();
   let out = '';
@@ -69,19 +75,14 @@ function decodeIso2022(bytes: Uint8Array, charsets: string[]): string {
       i += 1 + n; // an unknown escape is dropped with its ESC, the rest read as is
       continue;
     }
-    if (RESETS.has(b)) {
-      out += String.fromCharCode(b);
-      s = start();
-      i++;
-      continue;
-    }
     if (b < 0x80) {
-      if (s.g0 !== 'ascii' && b > 0x20 && i + 1 < bytes.length && bytes[i + 1] > 0x20 && bytes[i + 1] < 0x80) {
+      if (s.g0 !== 'ascii' && b > 0x20 && b < 0x7f && i + 1 < bytes.length && bytes[i + 1] > 0x20 && bytes[i + 1] < 0x7f) {
         const pair = [b | 0x80, bytes[i + 1] | 0x80];
         out += decoder('euc-jp').decode(Uint8Array.from(s.g0 === 'jis0212' ? [0x8f, ...pair] : pair));
         i += 2;
       } else {
         out += String.fromCharCode(b);
+        if (resets.has(b)) s = start();
         i++;
       }
       continue;
@@ -98,8 +99,11 @@ function decodeIso2022(bytes: Uint8Array, charsets: string[]): string {
   return out;
 }
 
-/** The text of a value's bytes under the values of Specific Character Set (empty: the default repertoire). */
-export function decodeDicomText(bytes: Uint8Array, charsets: readonly string[]): string {
+/**
+ * The text of a value's bytes under the values of Specific Character Set (empty: the default repertoire).
+ * `personName`: a PN value, whose ^ and = also end a code extension.
+ */
+export function decodeDicomText(bytes: Uint8Array, charsets: readonly string[], personName = false): string {
   const cs = charsets.map((c) => c.trim());
   const extended = cs.length > 1 || cs.some((c) => c.startsWith('ISO 2022'));
   if (!extended) {
@@ -109,5 +113,5 @@ export function decodeDicomText(bytes: Uint8Array, charsets: readonly string[]):
   }
   // A value without ESC or high bytes is plain ASCII whatever the sets: the common case, kept cheap.
   if (!bytes.some((b) => b === 0x1b || b >= 0x80)) return decoder('latin1').decode(bytes);
-  return decodeIso2022(bytes, cs);
+  return decodeIso2022(bytes, cs, personName);
 }

@@ -13,9 +13,9 @@ const STRING_VRS = new Set(['AE', 'AS', 'CS', 'DA', 'DS', 'DT', 'IS', 'LO', 'LT'
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 
 /** Bytes → text under one data set's Specific Character Set (charset.ts: single-byte, UTF-8, GB18030, ISO 2022). */
-type TextDecoding = { charset: string[]; decode(bytes: Uint8Array): string };
+type TextDecoding = { charset: string[]; decode(bytes: Uint8Array, vr?: string): string };
 function decoderFor(charset: string[]): TextDecoding {
-  return { charset, decode: (bytes) => decodeDicomText(bytes, charset) };
+  return { charset, decode: (bytes, vr) => decodeDicomText(bytes, charset, vr === 'PN') };
 }
 
 function ascii(v: Uint8Array): string {
@@ -62,7 +62,7 @@ export class DataSetView {
   strings(key: string | number): string[] {
     const el = this.element(key);
     if (!el?.value || el.value.length === 0) return [];
-    const text = TEXT_VRS.has(el.vr) ? this.decoder.decode(el.value) : ascii(el.value);
+    const text = TEXT_VRS.has(el.vr) ? this.decoder.decode(el.value, el.vr) : ascii(el.value);
     if (SINGLE_STRING_VRS.has(el.vr)) return [stripPadding(text)];
     return text.split('\\').map((s) => stripPadding(s).trim());
   }
@@ -178,7 +178,7 @@ function toDcmjsDict(elements: ElementMap, decoder: TextDecoding): Record<string
     if (BINARY_VRS.has(vr)) {
       dict[key] = { vr, Value: [v.slice().buffer] };
     } else if (vr === 'PN') {
-      const text = stripPadding(decoder.decode(v));
+      const text = stripPadding(decoder.decode(v, 'PN'));
       // PS3.5 6.2.1: up to three component groups, alphabetic=ideographic=phonetic (Japanese and Korean names).
       dict[key] = { vr, Value: text === '' ? [] : text.split('\\').map(personName) };
     } else if (vr === 'IS' || vr === 'DS') {
