@@ -64,10 +64,14 @@ function words(view: DataSetView, tag: number): Uint16Array | undefined {
 /** Expands a Segmented Palette Colour LUT (PS3.3 C.7.9.2): discrete, linear and indirect segments. */
 export function expandSegmentedLut(data: Uint16Array, entries: number): Uint16Array {
   const out: number[] = [];
+  // Indirect segments re-read earlier ones: nested, they multiply (K^4 work from a few kilobytes). One budget for the
+  // whole expansion bounds it by the data and the table size.
+  let budget = 4 * (data.length + entries) + 64;
   const run = (start: number, end: number, depth: number): void => {
     if (depth > 4) throw new RadnodeError('RN_DICOM_DECODE_FAILED', 'segmented LUT indirection nested too deep');
     let i = start;
     while (i < end && out.length <= entries) {
+      if (--budget < 0) throw new RadnodeError('RN_DICOM_DECODE_FAILED', 'segmented LUT segments refer to each other more than the table needs');
       const op = data[i];
       const len = data[i + 1];
       if (op === 0) {
@@ -82,7 +86,7 @@ export function expandSegmentedLut(data: Uint16Array, entries: number): Uint16Ar
         const offset = data[i + 2] | (data[i + 3] << 16);
         // `len` segments starting at word `offset`
         let p = offset;
-        for (let s = 0; s < len && p < data.length; s++) {
+        for (let s = 0; s < len && p < data.length && out.length <= entries; s++) {
           const o = data[p];
           const l = data[p + 1];
           const segEnd = p + (o === 0 ? 2 + l : o === 1 ? 3 : 4);

@@ -103,16 +103,21 @@ export async function decodeFrames(instance: DicomInstance, options: DecodeOptio
       details: { transferSyntaxUID: ts.uid, transferSyntaxName: ts.name },
     });
   }
-  const frameNumbers = options.frames ?? Array.from({ length: img.NumberOfFrames }, (_, i) => i);
-  for (const f of frameNumbers) {
-    if (!Number.isInteger(f) || f < 0 || f >= img.NumberOfFrames) throw new RadnodeError('RN_DICOM_MALFORMED', `frame ${f} out of range (${img.NumberOfFrames} frames)`);
-  }
   const palette = img.PhotometricInterpretation === 'PALETTE COLOR' && options.applyPalette !== false;
   const outSamples = palette ? 3 : img.SamplesPerPixel;
-  const outBytes = img.Rows * img.Columns * outSamples * Math.max(bytesPerContainer(img.BitsAllocated), palette ? 2 : 1) * frameNumbers.length;
+  // The cap is checked before the frame list exists: Number of Frames comes from the file (999999999 in a 446-byte one).
+  const outBytes = img.Rows * img.Columns * outSamples * Math.max(bytesPerContainer(img.BitsAllocated), palette ? 2 : 1) * (options.frames?.length ?? img.NumberOfFrames);
   const cap = options.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES;
   if (outBytes > cap) {
     throw new RadnodeError('RN_DICOM_TOO_LARGE', `decoded pixels would take ${outBytes} bytes, over the cap of ${cap}`, { details: { bytes: outBytes, cap } });
+  }
+  if (!pd.encapsulated && pd.native && img.NumberOfFrames > 1 && Math.ceil(img.NumberOfFrames * nativeFrameBits(img) / 8) > pd.native.length)
+    throw new RadnodeError('RN_DICOM_MALFORMED', `Number of Frames ${img.NumberOfFrames} needs more than the ${pd.native.length} bytes of native Pixel Data`);
+  if (pd.encapsulated && img.NumberOfFrames > Math.max(1, pd.encapsulated.fragments.length))
+    throw new RadnodeError('RN_DICOM_MALFORMED', `Number of Frames ${img.NumberOfFrames} exceeds the ${pd.encapsulated.fragments.length} fragments of the Pixel Data`);
+  const frameNumbers = options.frames ?? Array.from({ length: img.NumberOfFrames }, (_, i) => i);
+  for (const f of frameNumbers) {
+    if (!Number.isInteger(f) || f < 0 || f >= img.NumberOfFrames) throw new RadnodeError('RN_DICOM_MALFORMED', `frame ${f} out of range (${img.NumberOfFrames} frames)`);
   }
 
   let nativeBytes: Uint8Array | undefined;
@@ -134,6 +139,12 @@ export async function decodeFrames(instance: DicomInstance, options: DecodeOptio
     out.push(interpret(raw, img, index, options, lut));
   }
   return out;
+}
+
+/** Bits one native frame takes (YBR_FULL_422 8-bit: two samples per pixel). */
+function nativeFrameBits(img: ImageAttributes): number {
+  const subsampled422 = img.PhotometricInterpretation === 'YBR_FULL_422' && img.SamplesPerPixel === 3 && img.BitsAllocated === 8;
+  return img.Rows * img.Columns * (subsampled422 ? 2 : img.SamplesPerPixel) * img.BitsAllocated;
 }
 
 function nativeFrame(bytes: Uint8Array, img: ImageAttributes, index: number, tag: number): RawFrame {

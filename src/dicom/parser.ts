@@ -62,6 +62,18 @@ export interface ParsedDicom {
 }
 
 export const DEFAULT_MAX_INFLATED_BYTES = 2 * 1024 ** 3 - 1;
+/**
+ * A deflated dataset may inflate to 64 times its size, at least 256 MiB: ordinary images compress 2-10 times, and a
+ * 1.5 MB "deflate bomb" of 1.5 GiB of zeros is refused before it fills memory on the thread that reads it.
+ */
+const INFLATE_RATIO = 64;
+const MIN_INFLATE_CAP = 256 * 1024 ** 2;
+/**
+ * Data elements and items one object may hold. Each costs about 25 bytes of heap per byte of file; a file of millions
+ * of tiny items would otherwise end the process out of memory. Large real objects (enhanced multi-frame functional
+ * groups, RT structure sets) hold tens to hundreds of thousands.
+ */
+export const MAX_ELEMENTS = 1_000_000;
 const MAX_DEPTH = 32;
 
 const VRS = new Set([
@@ -82,6 +94,13 @@ interface Ctx {
   little: boolean;
   stopAtPixelData: boolean;
   stoppedAtPixelData: boolean;
+  /** Elements and items parsed so far (MAX_ELEMENTS). */
+  count: number;
+}
+
+function counted(ctx: Ctx, pos: number): void {
+  if (++ctx.count > MAX_ELEMENTS)
+    throw new RadnodeError('RN_DICOM_TOO_LARGE', `more than ${MAX_ELEMENTS} data elements and items (at byte ${pos})`, { details: { offset: pos } });
 }
 
 function u16(ctx: Ctx, pos: number): number {
@@ -125,6 +144,7 @@ function parseElements(ctx: Ctx, pos: number, end: number, depth: number, inUnde
       ctx.stoppedAtPixelData = true;
       return { map, pos };
     }
+    counted(ctx, pos);
     let vr: string;
     let length: number;
     let valuePos: number;
@@ -191,6 +211,7 @@ function parseSequence(ctx: Ctx, pos: number, end: number, depth: number, undefi
       throw malformed('sequence delimitation in a defined-length sequence', pos);
     }
     if (tag !== TAG.Item) throw malformed(`expected an item, found ${tagString(tag)}`, pos);
+    counted(ctx, pos);
     if (length === 0xffffffff) {
       const r = parseElements(ctx, pos + 8, end, depth + 1, true);
       items.push(r.map);
@@ -276,7 +297,7 @@ export function parseDicom(bytes: Uint8Array, options: ParseOptions = {}): Parse
   let meta: ElementMap = new Map();
   if (isPart10 || bareMeta) {
     pos = isPart10 ? 132 : 0;
-    const metaCtx: Ctx = { bytes, view, explicit: true, little: true, stopAtPixelData: false, stoppedAtPixelData: false };
+    const metaCtx: Ctx = { bytes, view, explicit: true, little: true, stopAtPixelData: false, stoppedAtPixelData: false, count: 0 };
     // Read the File Meta group element by element: its group length is wrong in enough files not to trust it.
     let metaEnd = pos;
     while (metaEnd + 8 <= bytes.length && view.getUint16(metaEnd, true) === 0x0002) {
@@ -312,8 +333,8 @@ export function parseDicom(bytes: Uint8Array, options: ParseOptions = {}): Parse
   let dsBytes = bytes;
   let dsView = view;
   if (tsInfo.deflatedDataset) {
-    const maxOutputLength = options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES;
     const deflated = bytes.subarray(pos);
+    const maxOutputLength = options.maxInflatedBytes ?? Math.min(DEFAULT_MAX_INFLATED_BYTES, Math.max(MIN_INFLATE_CAP, INFLATE_RATIO * deflated.length));
     let inflated: Buffer;
     try {
       inflated = inflateRawSync(deflated, { maxOutputLength });
@@ -340,6 +361,7 @@ export function parseDicom(bytes: Uint8Array, options: ParseOptions = {}): Parse
     little: tsInfo.littleEndian,
     stopAtPixelData: options.stopAtPixelData ?? false,
     stoppedAtPixelData: false,
+    count: 0,
   };
   let dataset: ElementMap;
   try {
