@@ -32,15 +32,8 @@ export function modalityLut(instance: DicomInstance, frame = 0): ModalityLut {
   const h = instance.header;
   const seq = h.items('ModalityLUTSequence')[0];
   if (seq) {
-    const desc = seq.numbers('LUTDescriptor');
-    const el = seq.element('LUTData');
-    if (desc.length === 3 && el?.value) {
-      const n = desc[0] === 0 ? 65536 : desc[0];
-      const dv = new DataView(el.value.buffer, el.value.byteOffset, el.value.byteLength);
-      const data = new Uint16Array(Math.min(n, el.value.length >> 1));
-      for (let i = 0; i < data.length; i++) data[i] = dv.getUint16(i * 2, el.littleEndian);
-      return { kind: 'table', slope: 1, intercept: 0, unit: seq.string('ModalityLUTType'), table: { firstMapped: desc[1], data } };
-    }
+    const lut = readLut(seq, h.number('PixelRepresentation') === 1);
+    if (lut) return { kind: 'table', slope: 1, intercept: 0, unit: seq.string('ModalityLUTType'), table: { firstMapped: lut.firstMapped, data: lut.data } };
   }
   const src = h.has('RescaleSlope') || h.has('RescaleIntercept') ? h : fromFunctionalGroups(instance, frame, 'PixelValueTransformationSequence');
   if (src && (src.has('RescaleSlope') || src.has('RescaleIntercept'))) {
@@ -104,16 +97,41 @@ export interface VoiLutTable {
 }
 
 export function voiLutTables(instance: DicomInstance): VoiLutTable[] {
-  return instance.header.items('VOILUTSequence').flatMap((item) => {
-    const desc = item.numbers('LUTDescriptor');
-    const el = item.element('LUTData');
-    if (desc.length !== 3 || !el?.value) return [];
-    const n = desc[0] === 0 ? 65536 : desc[0];
-    const dv = new DataView(el.value.buffer, el.value.byteOffset, el.value.byteLength);
-    const data = new Uint16Array(Math.min(n, el.value.length >> 1));
-    for (let i = 0; i < data.length; i++) data[i] = dv.getUint16(i * 2, el.littleEndian);
-    return [{ firstMapped: desc[1], bits: desc[2], data, explanation: item.string('LUTExplanation') }];
+  const h = instance.header;
+  // The VOI LUT's input is the modality output: signed when the stored values are, or when a rescale makes them so.
+  const signed = h.number('PixelRepresentation') === 1 || (h.number('RescaleIntercept') ?? 0) < 0;
+  return h.items('VOILUTSequence').flatMap((item) => {
+    const lut = readLut(item, signed);
+    return lut ? [{ ...lut, explanation: item.string('LUTExplanation') }] : [];
   });
+}
+
+/**
+ * A LUT Descriptor and its LUT Data (PS3.3 C.11.1.1.1, C.11.2.1.1). The descriptor may be stored US or SS: entries
+ * 0 means 65536, and the first mapped value is signed when the LUT's input is (value 2's sign is not in its VR).
+ * Entries of 8 bits or fewer come two to a word, or one per word with the high byte to be ignored.
+ */
+function readLut(item: DataSetView, signedInput: boolean): { firstMapped: number; bits: number; data: Uint16Array } | undefined {
+  const desc = item.numbers('LUTDescriptor');
+  const el = item.element('LUTData');
+  if (desc.length !== 3 || !el?.value) return undefined;
+  const n = desc[0] <= 0 ? desc[0] + 65536 : desc[0];
+  const first = desc[1] < 0 ? desc[1] + 65536 : desc[1];
+  const bits = desc[2];
+  if (!(n >= 1 && n <= 65536) || !Number.isInteger(first) || !(bits >= 1 && bits <= 16))
+    throw new RadnodeError('RN_DICOM_MALFORMED', `LUT Descriptor ${desc.join('\\')} is not valid`);
+  const bytes = el.value;
+  const packed = bits <= 8 && bytes.length < 2 * n;
+  // A table shorter than its descriptor keeps the entries it has (lookups clamp to the last).
+  const data = new Uint16Array(Math.max(1, Math.min(n, packed ? bytes.length : bytes.length >> 1)));
+  if (packed) {
+    for (let i = 0; i < data.length && i < bytes.length; i++) data[i] = bytes[el.littleEndian ? i : i ^ 1];
+  } else {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const mask = bits <= 8 ? 0xff : 0xffff;
+    for (let i = 0; i < data.length && 2 * i + 1 < bytes.length; i++) data[i] = dv.getUint16(i * 2, el.littleEndian) & mask;
+  }
+  return { firstMapped: signedInput && first >= 32768 ? first - 65536 : first, bits, data };
 }
 
 /** PS3.3 C.11.2.1.2-3: the VOI window functions, onto 0..1. */
