@@ -159,6 +159,34 @@ export interface JpegStreamInfo {
   idOffsets: number[];
 }
 
+/**
+ * The image size a compressed frame declares, read before decoding: the WASM codecs allocate whatever the stream
+ * claims (a 500 KB file claiming 23000² pixels took 2 GB that the WASM heap never gave back). JPEG and JPEG-LS: the
+ * start-of-frame segment (SOFn, SOF55); JPEG 2000 and HTJ2K: SIZ. Undefined when the stream is too short to say.
+ */
+export function declaredFrameSize(b: Uint8Array): { width: number; height: number; components: number } | undefined {
+  if (b.length >= 4 && b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51) {
+    if (b.length < 42) return undefined;
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    return { width: dv.getUint32(8) - dv.getUint32(16), height: dv.getUint32(12) - dv.getUint32(20), components: dv.getUint16(40) };
+  }
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
+  let pos = 2;
+  while (pos + 9 < b.length) {
+    if (b[pos] !== 0xff) return undefined;
+    const marker = b[pos + 1];
+    if (marker === 0xff) {
+      pos++;
+      continue;
+    }
+    if ((marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7)
+      return { height: (b[pos + 5] << 8) | b[pos + 6], width: (b[pos + 7] << 8) | b[pos + 8], components: b[pos + 9] };
+    if (marker === 0xda || marker === 0xd9) return undefined;
+    pos += 2 + ((b[pos + 2] << 8) | b[pos + 3]);
+  }
+  return undefined;
+}
+
 export function jpegStreamInfo(b: Uint8Array): JpegStreamInfo | undefined {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
   let pos = 2;

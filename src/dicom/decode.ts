@@ -1,7 +1,7 @@
 import { inflateRawSync } from 'node:zlib';
 import { RadnodeError } from '../errors.ts';
 import { applyPalette, readPalette, ybr422ToYbrFull, ybrFullToRgb } from './color.ts';
-import { gdcmDecodeJpeg, jpegLosslessDecode, jpegStreamInfo, relabelAsRgb, wasmDecode, type CodecFrame } from './codecs.ts';
+import { declaredFrameSize, gdcmDecodeJpeg, jpegLosslessDecode, jpegStreamInfo, relabelAsRgb, wasmDecode, type CodecFrame } from './codecs.ts';
 import type { DicomInstance, ImageAttributes } from './instance.ts';
 import { TAG } from './parser.ts';
 import { rleDecodeFrame } from './rle.ts';
@@ -206,6 +206,13 @@ async function decodeEncapsulatedFrame(instance: DicomInstance, img: ImageAttrib
     if (c.bytes.length < Rows * Columns * SamplesPerPixel * bps) throw decodeFailed(`codec returned ${c.bytes.length} bytes, expected ${Rows * Columns * SamplesPerPixel * bps}`);
     return { bytes: c.bytes.subarray(0, Rows * Columns * SamplesPerPixel * bps), bytesPerSample: bps, planar: c.planar === true, photometric };
   };
+  // A stream that declares another size than the header is refused before a codec allocates for it. A height of 0 in
+  // a JPEG SOF means "given by a later DNL marker": left to the codec, and to expectFrame after it.
+  const declared = ['jpeg-baseline', 'jpeg-extended', 'jpeg-progressive', 'jpeg-lossless', 'jpeg-ls', 'jpeg-2000', 'htj2k'].includes(ts.encoding)
+    ? declaredFrameSize(ts.encoding === 'jpeg-2000' || ts.encoding === 'htj2k' ? j2kCodestream(encoded) : encoded)
+    : undefined;
+  if (declared && (declared.width !== Columns || (declared.height !== Rows && declared.height !== 0) || declared.components !== SamplesPerPixel))
+    throw decodeFailed(`frame ${index + 1} declares ${declared.width}×${declared.height}×${declared.components}, the header says ${Columns}×${Rows}×${SamplesPerPixel}`);
   switch (ts.encoding) {
     case 'native': {
       // Encapsulated Uncompressed (.1.98): each fragment is a native frame.

@@ -2,7 +2,9 @@
  * Small hostile files that once cost the process its memory or its time: each must end in a typed error, quickly.
  * Built here byte by byte (Explicit VR Little Endian, PS3.5 7.1.2); never kept on disk.
  */
+import { readFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
+import { sharedFile } from '../../test/helpers/paths.ts';
 import { describe, expect, it } from 'vitest';
 import { RadnodeError } from '../errors.ts';
 import { expandSegmentedLut } from './color.ts';
@@ -87,6 +89,16 @@ describe('hostile input ends in a typed error', () => {
     const file = part10('1.2.840.10008.1.2.1.99', deflateRawSync(dataset));
     expect(file.length).toBeLessThan(1024 ** 2);
     expect(await codeOf(() => readHeader(file))).toBe('RN_DICOM_TOO_LARGE');
+  });
+
+  it('a JPEG-LS frame that declares 20000×20000 under a 64×64 header is refused before the codec allocates', async () => {
+    const file = new Uint8Array(readFileSync(sharedFile('dicom/pydicom/MR_small_jpeg_ls_lossless.dcm')));
+    const sof = file.findIndex((b, i) => b === 0xff && file[i + 1] === 0xf7);
+    expect(sof).toBeGreaterThan(0);
+    file.set([20000 >> 8, 20000 & 0xff, 20000 >> 8, 20000 & 0xff], sof + 5);
+    const t = performance.now();
+    await expect(decodeFrames(readInstance(file))).rejects.toThrow(/declares 20000×20000×1, the header says 64×64×1/);
+    expect(performance.now() - t).toBeLessThan(1000);
   });
 
   it('nested indirect segments of a Segmented Palette LUT stop within a budget (they cost K^4 before)', async () => {
