@@ -61,6 +61,10 @@ function checkAttributes(img: ImageAttributes): void {
   if (![1, 8, 16, 32, 64].includes(BitsAllocated)) throw new RadnodeError('RN_DICOM_MALFORMED', `unsupported Bits Allocated ${BitsAllocated}`);
   if (!(BitsStored >= 1 && BitsStored <= BitsAllocated)) throw new RadnodeError('RN_DICOM_MALFORMED', `Bits Stored ${BitsStored} with Bits Allocated ${BitsAllocated}`);
   if (SamplesPerPixel !== 1 && SamplesPerPixel !== 3) throw new RadnodeError('RN_DICOM_MALFORMED', `unsupported Samples per Pixel ${SamplesPerPixel}`);
+  // PS3.5 8.1.1: the stored bits end at High Bit, inside the container; anything else leaves no place for the value.
+  const { HighBit } = img;
+  if (BitsAllocated > 1 && !(HighBit >= BitsStored - 1 && HighBit < BitsAllocated))
+    throw new RadnodeError('RN_DICOM_MALFORMED', `High Bit ${HighBit} with Bits Stored ${BitsStored} and Bits Allocated ${BitsAllocated}`);
 }
 
 function bytesPerContainer(bitsAllocated: number): number {

@@ -75,6 +75,13 @@ describe('hostile input ends in a typed error', () => {
     expect(await codeOf(decodeFrames(readInstance(file)))).toBe('RN_DICOM_MALFORMED');
   });
 
+  it('High Bit outside the container or below the stored bits: refused, not read as garbage', async () => {
+    for (const highBit of [8, 3]) {
+      const els = image().map((e) => (e.element === 0x0102 && e.group === 0x0028 ? { ...e, value: us(highBit) } : e));
+      await expect(decodeFrames(readInstance(part10('1.2.840.10008.1.2.1', encode(els))))).rejects.toThrow(`High Bit ${highBit} with Bits Stored 8`);
+    }
+  });
+
   it(`more than ${MAX_ELEMENTS} items (8 MB of empty ones): RN_DICOM_TOO_LARGE, not the heap`, async () => {
     const item = Buffer.from([0xfe, 0xff, 0x00, 0xe0, 0, 0, 0, 0]);
     const items = Buffer.alloc(item.length * (MAX_ELEMENTS + 1));
