@@ -13,10 +13,18 @@ export function pollSources(
     return async () => {
       // On first start, follow the feed from its end: the QIDO pass below covers the look-back window, and replaying
       // an Orthanc's whole history would pull every study it ever held.
-      const changes = await pollOrthancChanges(pacs, sink, { log: opts.log, modalities: opts.modalities, firstRun: 'now' });
+      let changes: unknown;
+      let feedError: unknown;
+      try {
+        changes = await pollOrthancChanges(pacs, sink, { log: opts.log, modalities: opts.modalities, firstRun: 'now' });
+      } catch (err) {
+        feedError = err; // the reconciliation pass still runs: a feed stuck on one study must not hide the others
+      }
       // StableStudy is lost when Orthanc stops within StableAge of an upload (orthanc.md): the QIDO reconciliation
-      // pass beside the change feed finds such studies by their instance counts.
-      const reconcile = await pollQido(pacs, sink, opts);
+      // pass beside the change feed finds such studies by their instance counts. What it finds waits for the quiet
+      // period: only StableStudy says Orthanc has the whole study (a QIDO count may be of a study still arriving).
+      const reconcile = await pollQido(pacs, { ...sink, studyRetrieved: undefined }, opts);
+      if (feedError !== undefined) throw feedError;
       return { changes, reconcile };
     };
   }

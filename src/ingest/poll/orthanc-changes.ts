@@ -92,8 +92,9 @@ export async function pollOrthancChanges(pacs: PacsConfig, sink: PollSink, opts:
     const pulled = await pullStudy(pacs, sink, studyUID, 'poll-orthanc', { modalities: opts.modalities, log });
     result.stableStudies++;
     result.instancesPulled += pulled.pulled;
-    // A stable study is a completeness signal even when push already delivered every instance.
-    if (pulled.wantedInstances > 0) await sink.studyRetrieved?.(studyUID);
+    // A stable study is a completeness signal even when push already delivered every instance; not while an instance
+    // it lists could not be fetched (the reconciliation pass fetches it later, and the quiet period completes it).
+    if (pulled.wantedInstances > 0 && pulled.failedInstances === 0) await sink.studyRetrieved?.(studyUID);
     return true;
   };
 

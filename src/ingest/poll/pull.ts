@@ -65,7 +65,20 @@ export async function pullStudy(
   const toFetch = [...fresh, ...listed.filter((i) => purged.has(i.sop))];
   for (const { seriesUID, sop } of toFetch) {
     // One instance at a time: memory stays bounded by the largest instance, not the study.
-    const bytes = await decodableCopy(pacs, studyUID, seriesUID, sop, await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES), log);
+    let bytes: Uint8Array;
+    try {
+      bytes = await decodableCopy(pacs, studyUID, seriesUID, sop, await wadoInstance(pacs, studyUID, seriesUID, sop, POLL_CODES), log);
+    } catch (err) {
+      // One instance the PACS lists but answers an error for (a lost file, an offline tier) must not hold up every
+      // other instance and study behind it: it is fetched again on a later poll. A PACS that does not answer at all
+      // (down, timing out) or asks to slow down stops this poll instead.
+      const e = asRadnodeError(err, 'RN_POLL_FAILED');
+      const status = e.details.status;
+      if (typeof status !== 'number' || status === 429 || status === 503) throw e;
+      log.warn('poll: instance not served', { sopInstanceUID: sop, code: e.code, status });
+      result.failedInstances++;
+      continue;
+    }
     try {
       await sink.ingest(bytes, { source, studyInstanceUID: studyUID });
     } catch (err) {

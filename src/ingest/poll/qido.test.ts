@@ -2,9 +2,11 @@
  * The QIDO reconciliation poll against a fake PACS on 127.0.0.1 holding a processed study: 2 CR images, plus the SR
  * and heatmap radnode delivered (which radnode's own count leaves out, so the counts never match).
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sharedFile } from '../../../test/helpers/paths.ts';
 import type { PacsConfig } from '../../config/types.ts';
 import { silentLogger } from '../../log.ts';
 import { pollQido } from './qido.ts';
@@ -53,5 +55,42 @@ describe('QIDO reconciliation poll', () => {
     expect(await poll(t0)).toBe(3); // studies, series, the CR series' instances
     expect(await poll(new Date(t0.getTime() + 30_000))).toBe(1); // studies only
     expect(await poll(new Date(t0.getTime() + 3_600_000))).toBe(3);
+  });
+});
+
+describe('a PACS that lists an instance it cannot serve', () => {
+  // Study A's one instance answers 500 (a lost file, an offline tier); study B is fine.
+  const native = new Uint8Array(readFileSync(sharedFile('dicom/pydicom/MR_small.dcm')));
+  const b = 'radnode-test-boundary';
+  const poisoned = http.createServer((req, res) => {
+    const u = req.url ?? '';
+    const json = (v: unknown) => res.setHeader('content-type', 'application/dicom+json').end(JSON.stringify(v));
+    const study = /studies\/([^/?]+)/.exec(u)?.[1];
+    if (/\/studies\?/.test(u)) return json(['A', 'B'].map((s) => ({ '0020000D': tag('UI', s), '00201208': tag('IS', 1), '00080061': { vr: 'CS', Value: ['MR'] } })));
+    if (/\/series\?/.test(u) || /\/series$/.test(u.split('?')[0])) return json([{ '0020000E': tag('UI', `${study}.1`), '00080060': tag('CS', 'MR'), '00201209': tag('IS', 1) }]);
+    if (/\/instances(\?|$)/.test(u)) return json([{ '00080018': tag('UI', `${study}.1.1`) }]);
+    if (study === 'A') return res.writeHead(500).end();
+    res.writeHead(200, { 'content-type': `multipart/related; type="application/dicom"; boundary=${b}` });
+    res.end(Buffer.concat([Buffer.from(`--${b}\r\nContent-Type: application/dicom\r\n\r\n`), Buffer.from(native), Buffer.from(`\r\n--${b}--\r\n`)]));
+  });
+  let poisonedPacs: PacsConfig;
+  beforeAll(async () => {
+    await new Promise<void>((r) => poisoned.listen(0, '127.0.0.1', r));
+    poisonedPacs = { kind: 'dicomweb', url: `http://127.0.0.1:${(poisoned.address() as AddressInfo).port}/dicom-web`, auth: { type: 'none' }, timeoutMs: 5000 };
+  });
+  afterAll(() => poisoned.close());
+
+  it('skips that study for this poll and still pulls the others', async () => {
+    const ingested: string[] = [];
+    const retrieved: string[] = [];
+    const s: PollSink = {
+      ...sink, knownInstanceCount: async () => 0, knownInstances: async () => new Set(),
+      ingest: async (_bytes, origin) => void ingested.push(origin.studyInstanceUID),
+      studyRetrieved: async (uid) => void retrieved.push(uid),
+    };
+    const r = await pollQido(poisonedPacs, s, { lookbackDays: 2, log: silentLogger, now: new Date('2026-11-25T10:00:00Z') });
+    expect(ingested).toEqual(['B']);
+    expect(retrieved).toEqual(['B']);
+    expect(r).toMatchObject({ studiesPulled: 1, instancesPulled: 1 });
   });
 });
