@@ -3,7 +3,7 @@ import dcmjs from 'dcmjs';
 import { parsePeer } from '../../delivery/dimse.ts';
 import { fileMetaHeader, IMPLEMENTATION_CLASS_UID } from './p10.ts';
 import { findCaller, pickTransferSyntax } from './scp.ts';
-import { TS } from './sop.ts';
+import { isStorageSopClass, TS } from './sop.ts';
 
 describe('DIMSE gateway pieces', () => {
   it('matches callers by AE title and, when configured, by address', () => {
@@ -33,6 +33,12 @@ describe('DIMSE gateway pieces', () => {
     expect(msg.meta['00020012'].Value[0]).toBe(IMPLEMENTATION_CLASS_UID);
     expect(msg.meta['00020016'].Value[0]).toBe('PACS1');
     expect(msg.dict['00080018'].Value[0]).toBe('1.2.3.4.5');
+  });
+
+  it('accepts every storage SOP class a study may hold (dose reports, KOs, private ones), not the other services', () => {
+    for (const uid of ['1.2.840.10008.5.1.4.1.1.88.67', '1.2.840.10008.5.1.4.1.1.88.59', '1.2.840.10008.5.1.4.1.1.4', '1.2.840.10008.5.1.4.1.1.104.1', '1.3.12.2.1107.5.9.1'])
+      expect([uid, isStorageSopClass(uid)]).toEqual([uid, true]);
+    for (const uid of ['1.2.840.10008.5.1.4.1.2.2.1', '1.2.840.10008.5.1.4.31', '1.2.840.10008.1.20.1']) expect([uid, isStorageSopClass(uid)]).toEqual([uid, false]);
   });
 
   it('parses AE@host:port', () => {

@@ -16,13 +16,13 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import type { DimseCaller, RadnodeConfig } from '../../config/types.ts';
-import { asRadnodeError, isImageDataError, type ErrorCode } from '../../errors.ts';
+import { asRadnodeError, isImageDataError, RadnodeError, type ErrorCode } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { SqliteStore } from '../../store/store.ts';
 import { commitmentReportReceived, STORAGE_COMMITMENT_SOP_CLASS } from '../../delivery/commitment.ts';
 import { ingestFile, type IngestOutcome } from '../ingest-instance.ts';
 import { fileMetaHeader, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './p10.ts';
-import { ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, TS, VERIFICATION_SOP_CLASS } from './sop.ts';
+import { ACCEPTED_TRANSFER_SYNTAXES, isStorageSopClass, TS, VERIFICATION_SOP_CLASS } from './sop.ts';
 
 const { Scp, Dataset, constants, responses } = dimse;
 dimse.log.setLevel('silent'); // see quietDimseLibrary in src/delivery/dimse.ts: radnode logs DIMSE events itself
@@ -80,7 +80,8 @@ export function pickTransferSyntax(proposed: readonly string[]): string | undefi
   return uncompressed.includes(first) && usable.includes(TS.explicitLE) ? TS.explicitLE : first;
 }
 
-type OpenFile = { fd: number; path: string };
+/** `writeError`: a write that failed (a full disk); the C-STORE is then refused with A700, never thrown. */
+type OpenFile = { fd: number; path: string; writeError?: Error };
 
 function makeScpClass(deps: ScpDeps) {
   const { config, store, log } = deps;
@@ -130,7 +131,7 @@ function makeScpClass(deps: ScpDeps) {
       for (const { context } of association.getPresentationContexts()) {
         const sop = context.getAbstractSyntaxUid();
         // Storage commitment: only to receive the PACS's N-EVENT-REPORT for results radnode delivered.
-        if (sop !== VERIFICATION_SOP_CLASS && sop !== STORAGE_COMMITMENT_SOP_CLASS && !(sop in STORAGE_SOP_CLASSES)) {
+        if (sop !== VERIFICATION_SOP_CLASS && sop !== STORAGE_COMMITMENT_SOP_CLASS && !isStorageSopClass(sop)) {
           context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
           continue;
         }
@@ -165,16 +166,21 @@ function makeScpClass(deps: ScpDeps) {
       }));
       // Synchronous writes: each PDV is on the file (in the page cache) before the next is read, so there is no
       // buffer to drain and nothing pending when the last fragment arrives.
+      // A failed write is remembered, not emitted: nothing listens for a Writable's 'error' inside dcmjs-dimse, and an
+      // unhandled one ends the process (a full disk during a C-STORE took everything down with it).
       const writable = new Writable({
         write(chunk: Buffer, _enc, cb) {
-          try {
-            writeSync(fd, chunk);
-            cb();
-          } catch (err) {
-            cb(err as Error);
+          if (!file.writeError) {
+            try {
+              writeSync(fd, chunk);
+            } catch (err) {
+              file.writeError = err as Error;
+            }
           }
+          cb();
         },
       });
+      writable.on('error', (err) => (file.writeError ??= err));
       this.files.set(writable, file);
       return writable;
     }
@@ -200,6 +206,7 @@ function makeScpClass(deps: ScpDeps) {
       void (async () => {
         let closed = false;
         try {
+          if (file.writeError) throw new RadnodeError('RN_INGEST_DISK_FULL', `the instance could not be written: ${file.writeError.message}`, { cause: file.writeError });
           fsyncSync(file.fd);
           closeSync(file.fd);
           closed = true;

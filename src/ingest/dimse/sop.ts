@@ -1,23 +1,18 @@
-/** What the Storage SCP negotiates (issue 11): the SOP classes radnode analyses or writes, and the transfer syntaxes its imaging core decodes. */
+import dimse from 'dcmjs-dimse';
 
-export const STORAGE_SOP_CLASSES: Record<string, string> = {
-  '1.2.840.10008.5.1.4.1.1.2': 'CT Image Storage',
-  '1.2.840.10008.5.1.4.1.1.2.1': 'Enhanced CT Image Storage',
-  '1.2.840.10008.5.1.4.1.1.1': 'Computed Radiography Image Storage',
-  '1.2.840.10008.5.1.4.1.1.1.1': 'Digital X-Ray Image Storage - For Presentation',
-  '1.2.840.10008.5.1.4.1.1.1.1.1': 'Digital X-Ray Image Storage - For Processing',
-  '1.2.840.10008.5.1.4.1.1.1.2': 'Digital Mammography X-Ray Image Storage - For Presentation',
-  '1.2.840.10008.5.1.4.1.1.1.2.1': 'Digital Mammography X-Ray Image Storage - For Processing',
-  '1.2.840.10008.5.1.4.1.1.13.1.3': 'Breast Tomosynthesis Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7': 'Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7.2': 'Multi-frame Grayscale Byte Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7.3': 'Multi-frame Grayscale Word Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7.4': 'Multi-frame True Color Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.88.11': 'Basic Text SR Storage',
-  '1.2.840.10008.5.1.4.1.1.88.22': 'Enhanced SR Storage',
-  '1.2.840.10008.5.1.4.1.1.88.33': 'Comprehensive SR Storage',
-  '1.2.840.10008.5.1.4.1.1.88.34': 'Comprehensive 3D SR Storage',
-};
+/** What the Storage SCP negotiates (issue 11): the SOP classes it stores, and the transfer syntaxes its imaging core decodes. */
+
+/**
+ * The Storage SCP stores whatever a study holds: a sender (or a PACS answering a C-MOVE) fails the whole transfer when
+ * one object has no accepted presentation context, so refusing the dose report of a CT study lost its images too.
+ * Objects no detector reads get a coded reason at routing. Accepted: every standard storage SOP class (the PS3.4
+ * Annex B root, and the library's list of the others) and private SOP classes (vendor non-image objects such as
+ * Siemens CSA); not the query, retrieve or worklist services, which this SCP does not offer.
+ */
+const LIBRARY_STORAGE_CLASSES = new Set<string>(Object.values(dimse.constants.StorageClass as Record<string, string>));
+export function isStorageSopClass(uid: string): boolean {
+  return uid.startsWith('1.2.840.10008.5.1.4.1.1.') || LIBRARY_STORAGE_CLASSES.has(uid) || !uid.startsWith('1.2.840.10008.');
+}
 
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
 
