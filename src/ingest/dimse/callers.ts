@@ -17,6 +17,8 @@ export type CallerPolicyDeps = {
   completeNow: (studyUID: string, reason: string) => Promise<void>;
 };
 
+const MAX_REMEMBERED = 20_000;
+
 export class CallerPolicy {
   private readonly studies = new Map<string, DimseCaller>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -25,7 +27,10 @@ export class CallerPolicy {
   /** An instance of `studyUID` from `caller` is durable: remember the caller and restart its quiet timer. */
   stored(studyUID: string, caller: DimseCaller): void {
     if (this.studies.get(studyUID) !== caller) {
+      this.studies.delete(studyUID);
       this.studies.set(studyUID, caller);
+      // The newest studies are the ones still being planned: the oldest entries go first.
+      if (this.studies.size > MAX_REMEMBERED) this.studies.delete(this.studies.keys().next().value!);
       void this.deps.store.audit('dimse', 'study.caller', 'study', studyUID, { callingAeTitle: caller.aeTitle, quietSeconds: caller.quietSeconds, detectors: caller.detectors }).catch(() => undefined);
     }
     if (caller.quietSeconds === undefined) return;
@@ -38,9 +43,13 @@ export class CallerPolicy {
     this.timers.set(studyUID, t);
   }
 
-  /** True while a caller's own quiet period governs the study: the engine's global quiet period must not complete it. */
+  /**
+   * True while a caller's own quiet period is running for the study: the engine's global quiet period must not
+   * complete it then. Once that timer has fired, a study re-opened by an instance from elsewhere (a poll, a STOW, a
+   * C-MOVE by another AE) is completed by the global quiet period like any other.
+   */
   holds(studyUID: string): boolean {
-    return this.studies.get(studyUID)?.quietSeconds !== undefined;
+    return this.timers.has(studyUID);
   }
 
   /** Detector ids the study's caller allows; undefined: no restriction. */

@@ -3,6 +3,9 @@ import dcmjs from 'dcmjs';
 import { parsePeer } from '../../delivery/dimse.ts';
 import { fileMetaHeader, IMPLEMENTATION_CLASS_UID } from './p10.ts';
 import { findCaller, pickTransferSyntax } from './scp.ts';
+import { silentLogger } from '../../log.ts';
+import { SqliteStore } from '../../store/store.ts';
+import { CallerPolicy } from './callers.ts';
 import { isStorageSopClass, TS } from './sop.ts';
 
 describe('DIMSE gateway pieces', () => {
@@ -46,5 +49,21 @@ describe('DIMSE gateway pieces', () => {
     expect(parsePeer('TOO_LONG_AE_TITLE_X@h:1')).toBeUndefined();
     expect(parsePeer('A@h:0')).toBeUndefined();
     expect(parsePeer('A@h')).toBeUndefined();
+  });
+});
+
+describe('a DIMSE caller with its own quiet period', () => {
+  it('holds the study only while its timer runs: re-opened later, the global quiet period completes it', async () => {
+    const completed: string[] = [];
+    const store = SqliteStore.open(':memory:');
+    const policy = new CallerPolicy({ store, log: silentLogger, completeNow: async (s) => void completed.push(s) });
+    policy.stored('1.2.3', { aeTitle: 'MODA', quietSeconds: 0.05, detectors: ['cxr'] });
+    expect(policy.holds('1.2.3')).toBe(true);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(completed).toEqual(['1.2.3']);
+    expect(policy.holds('1.2.3')).toBe(false);
+    expect(policy.allowedDetectors('1.2.3')).toEqual(['cxr']);
+    policy.stop();
+    store.close();
   });
 });
