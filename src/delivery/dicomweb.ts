@@ -180,22 +180,33 @@ export function sequenceItems(ds: DicomJsonDataset, tag: string): DicomJsonDatas
 
 /** GET a QIDO-RS path under the DICOMweb root and return the datasets. */
 export async function qido(pacs: PacsConfig, path: string, codes: FailureCodes): Promise<DicomJsonDataset[]> {
-  const res = await pacsFetch(pacs, joinUrl(pacs.url, path), { headers: { Accept: 'application/dicom+json' }, what: `QIDO ${path.split('?')[0]}` }, codes);
-  return parseDicomJsonArray(await res.text(), codes, 'QIDO');
+  return (await qidoPage(pacs, path, codes)).items;
 }
 
 /**
- * Pages through a QIDO query (limit/offset, PS3.18 8.3.4.4): vendor PACS cap result sets silently. Stops on a short
- * page, or on a page that brings nothing new (a PACS that ignores offset would otherwise loop forever). Entries are
+ * One QIDO answer, and whether the PACS says it cut the result short: PS3.18 8.3.4.4 has it send
+ * `Warning: 299 <service>: "There are additional results that can be requested"` when its own limit applied.
+ */
+async function qidoPage(pacs: PacsConfig, path: string, codes: FailureCodes): Promise<{ items: DicomJsonDataset[]; more: boolean }> {
+  const res = await pacsFetch(pacs, joinUrl(pacs.url, path), { headers: { Accept: 'application/dicom+json' }, what: `QIDO ${path.split('?')[0]}` }, codes);
+  const warning = res.headers.get('warning') ?? '';
+  return { items: parseDicomJsonArray(await res.text(), codes, 'QIDO'), more: /\b299\b/.test(warning) && /additional results/i.test(warning) };
+}
+
+/**
+ * Pages through a QIDO query (limit/offset, PS3.18 8.3.4.4). Stops on a short page, unless the PACS warns that it
+ * cut the answer at its own maximum (dcm4chee QIDOMaxNumberOfResults, Azure's 200): the next offset is then where
+ * this page ended. Also stops on a page that brings nothing new (a PACS that ignores offset would otherwise loop
+ * forever). Entries are
  * told apart by their whole content, not by a UID: Orthanc keys a study by Patient ID + Study Instance UID, so one UID
  * can come back as two studies.
  */
 export async function qidoAll(pacs: PacsConfig, path: string, codes: FailureCodes, pageSize = 500): Promise<DicomJsonDataset[]> {
   const out: DicomJsonDataset[] = [];
   const seen = new Set<string>();
-  for (let offset = 0; offset < 1_000_000; offset += pageSize) {
+  for (let offset = 0; offset < 1_000_000; ) {
     const sep = path.includes('?') ? '&' : '?';
-    const page = await qido(pacs, `${path}${sep}limit=${pageSize}&offset=${offset}`, codes);
+    const { items: page, more } = await qidoPage(pacs, `${path}${sep}limit=${pageSize}&offset=${offset}`, codes);
     let fresh = 0;
     for (const ds of page) {
       const key = JSON.stringify(ds);
@@ -204,7 +215,8 @@ export async function qidoAll(pacs: PacsConfig, path: string, codes: FailureCode
       out.push(ds);
       fresh++;
     }
-    if (page.length < pageSize || fresh === 0) break;
+    if (page.length === 0 || fresh === 0 || (page.length < pageSize && !more)) break;
+    offset += page.length;
   }
   return out;
 }

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedFile } from '../../../test/helpers/paths.ts';
 import type { PacsConfig } from '../../config/types.ts';
+import { POLL_CODES, qidoAll } from '../../delivery/dicomweb.ts';
 import { silentLogger } from '../../log.ts';
 import { pollQido } from './qido.ts';
 import type { PollSink } from './sink.ts';
@@ -92,5 +93,25 @@ describe('a PACS that lists an instance it cannot serve', () => {
     expect(ingested).toEqual(['B']);
     expect(retrieved).toEqual(['B']);
     expect(r).toMatchObject({ studiesPulled: 1, instancesPulled: 1 });
+  });
+});
+
+describe('QIDO paging against a PACS that caps its answers', () => {
+  // 250 matching studies, at most 100 per answer, with the Warning 299 PS3.18 asks for when more remain.
+  const capped = http.createServer((req, res) => {
+    const q = new URL(req.url ?? '', 'http://x').searchParams;
+    const offset = Number(q.get('offset') ?? 0);
+    const all = Array.from({ length: 250 }, (_, i) => ({ '0020000D': tag('UI', `1.2.${i}`) }));
+    const page = all.slice(offset, offset + Math.min(100, Number(q.get('limit') ?? 100)));
+    if (offset + page.length < all.length) res.setHeader('warning', '299 pacs: "There are additional results that can be requested"');
+    res.setHeader('content-type', 'application/dicom+json');
+    res.end(JSON.stringify(page));
+  });
+  afterAll(() => capped.close());
+  it('follows the warning past the short pages and gets all 250', async () => {
+    await new Promise<void>((r) => capped.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(capped.address() as AddressInfo).port}/dicom-web`;
+    const got = await qidoAll({ kind: 'dicomweb', url, auth: { type: 'none' }, timeoutMs: 5000 }, 'studies', POLL_CODES);
+    expect(got).toHaveLength(250);
   });
 });
