@@ -17,6 +17,7 @@ import { pollSources } from './ingest/poll-runner.ts';
 import type { PollSink, PollSource } from './ingest/poll/sink.ts';
 import { schedulePoller } from './ingest/poll/schedule.ts';
 import { CallerPolicy } from './ingest/dimse/callers.ts';
+import { StowInFlight } from './ingest/stow/in-flight.ts';
 import { pollDimse } from './ingest/poll/dimse.ts';
 import { startScp, type RunningScp } from './ingest/dimse/scp.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -132,7 +133,10 @@ async function startLockedNode(config: RadnodeConfig, opts: { extraDetectors?: D
   await worklist.start();
   // The engine is created just below; the policy only calls completeNow later, from a timer.
   const callerPolicy: CallerPolicy = new CallerPolicy({ store, log, completeNow: (s, r): Promise<void> => engine.completeNow(s, r) });
-  const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log, onDelivered: (job) => worklist.onJobDelivered(job.study_uid), studyPolicy: callerPolicy });
+  const stowInFlight = new StowInFlight();
+  // A study stays open while a DIMSE caller's own quiet period runs, or while a STOW request is still streaming it.
+  const studyPolicy = { holds: (s: string) => callerPolicy.holds(s) || stowInFlight.has(s), allowedDetectors: (s: string) => callerPolicy.allowedDetectors(s) };
+  const engine = new WorkflowEngine({ config, store, detectors, writeResults: writeResultObjects, log, onDelivered: (job) => worklist.onJobDelivered(job.study_uid), studyPolicy });
 
   let pacsReachable: boolean | null = null;
   const probe = async () => {
@@ -148,7 +152,7 @@ async function startLockedNode(config: RadnodeConfig, opts: { extraDetectors?: D
   const probeTimer = setInterval(() => void probe(), 30_000);
   probeTimer.unref();
 
-  const app = createApp({ config, store, engine, log, detectorIds: [...detectors.keys()], detectorProblems: problems, pacsReachable: () => pacsReachable, worklist });
+  const app = createApp({ config, store, engine, log, detectorIds: [...detectors.keys()], detectorProblems: problems, pacsReachable: () => pacsReachable, worklist, stowInFlight });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.server.port, config.server.host, () => resolve(s));
     s.once('error', reject);

@@ -5,6 +5,7 @@ import type { RadnodeConfig } from '../config/types.ts';
 import { asRadnodeError, RadnodeError } from '../errors.ts';
 import { ingestFile, freeMb } from '../ingest/ingest-instance.ts';
 import { createStowHandler, STOW_PATHS } from '../ingest/stow/handler.ts';
+import type { StowInFlight } from '../ingest/stow/in-flight.ts';
 import type { Logger } from '../log.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { JobRow, JobState } from '../store/types.ts';
@@ -25,6 +26,8 @@ export type AppDeps = {
   pacsReachable: () => boolean | null;
   /** The triage worklist (page, API, live events); absent in tests that build an app without it. */
   worklist?: WorklistService;
+  /** Studies STOW-RS requests are streaming; the engine leaves them open meanwhile. */
+  stowInFlight?: StowInFlight;
 };
 
 const JOB_STATES: JobState[] = ['queued', 'running', 'written', 'delivered', 'failed', 'cancelled', 'superseded'];
@@ -95,6 +98,7 @@ export function createApp(deps: AppDeps): express.Express {
     ingestRole,
     diskGuard,
     createStowHandler({
+      inFlight: deps.stowInFlight,
       tmpDir: join(config.data.dir, 'tmp'),
       maxBodyBytes: config.server.maxStowBytes,
       log: log.child({ stage: 'ingest' }),

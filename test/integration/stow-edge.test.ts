@@ -218,3 +218,46 @@ describe('one daemon per data folder', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
   });
 });
+
+describe('a STOW request that streams longer than the quiet period', () => {
+  it('keeps its study open until the request ends: completed once, with both instances, never re-opened', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rn-stow-slow-'));
+    const config = loadConfig({ env: {}, overrides: { server: { port: 0 }, data: { dir, minFreeMb: 0 }, workflow: { quietSeconds: 2, tickMs: 100 } } });
+    const slow = await startNode(config, { log: silentLogger });
+    try {
+      const url = `http://127.0.0.1:${slow.port}/dicom-web/studies`;
+      const study = newUid();
+      const made = (n: number) => makeInstance(CR, join(dir, 'src'), { studyUID: study, instanceNumber: n });
+      const first = multipart([{ body: readFileSync((await made(1)).path) }]);
+      const second = multipart([{ body: readFileSync((await made(2)).path) }]);
+      expect((await fetch(url, { method: 'POST', headers: { 'content-type': first.contentType }, body: first.body })).status).toBe(200);
+      // The second instance trickles in over 4.8 s, more than twice the quiet period.
+      const state = () => (slow.store.db.prepare('SELECT state FROM studies WHERE study_uid = ?').get(study) as { state: string }).state;
+      const statesWhileStreaming: string[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const req = http.request(url, { method: 'POST', headers: { 'content-type': second.contentType, 'content-length': second.body.length } }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`STOW answered ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        const slices = 6;
+        const size = Math.ceil(second.body.length / slices);
+        let i = 0;
+        const next = () => {
+          req.write(second.body.subarray(i * size, (i + 1) * size));
+          statesWhileStreaming.push(state());
+          if (++i < slices) setTimeout(next, 800);
+          else req.end();
+        };
+        next();
+      });
+      expect(statesWhileStreaming).toEqual(statesWhileStreaming.map(() => 'receiving'));
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(state()).toBe('complete');
+      expect((await slow.store.listAudit('study', study)).map((a) => a.action).filter((a) => a.startsWith('study.'))).not.toContain('study.reopened');
+      expect((slow.store.db.prepare('SELECT COUNT(*) AS n FROM instances WHERE study_uid = ?').get(study) as { n: number }).n).toBe(2);
+    } finally {
+      await slow.stop();
+    }
+  }, 60_000);
+});

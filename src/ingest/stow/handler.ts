@@ -14,11 +14,14 @@
  * answered 400/413/507, or cut off by the client, leaves nothing on disk and nothing recorded.
  */
 import { randomUUID } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type express from 'express';
 import { RadnodeError, asRadnodeError, type ErrorCode } from '../../errors.ts';
+import { readHeader } from '../../dicom/index.ts';
 import type { Logger } from '../../log.ts';
+import type { StowInFlight } from './in-flight.ts';
 import { DICOM_MEDIA_TYPE, parseStowContentType, receiveMultipart, type ReceivedPart } from './multipart.ts';
 import { buildStowResponse, failureReasonFor, FailureReason, type FailureReasonCode, type StowInstanceOutcome } from './response.ts';
 
@@ -41,6 +44,8 @@ export type StowDeps = {
   tmpDir: string;
   maxBodyBytes: number;
   log: Logger;
+  /** Studies this request is streaming, so the quiet period does not complete them mid-request (in-flight.ts). */
+  inFlight?: StowInFlight;
   /** The DICOMweb root for RetrieveURLs, e.g. `https://node.example/dicom-web`; default from the request's Host. */
   baseUrl?: (req: express.Request) => string;
   /**
@@ -64,6 +69,44 @@ export type StowDeps = {
 const DRAIN_MAX_BYTES = 8 * 1024 * 1024;
 const DRAIN_MAX_MS = 5_000;
 
+/**
+ * The Study Instance UID in the head of a part on disk (its first 4 MiB, maybe less than the whole header while it
+ * streams); undefined when it cannot be told yet.
+ */
+function studyOfPart(path: string): string | undefined {
+  let fd: number | undefined;
+  let head: Buffer;
+  try {
+    fd = openSync(path, 'r');
+    head = Buffer.alloc(Math.min(4 * 1024 * 1024, fstatSync(fd).size));
+    readSync(fd, head, 0, head.length, 0);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  try {
+    return readHeader(head).StudyInstanceUID;
+  } catch {
+    return scanStudyUid(head);
+  }
+}
+
+/** (0020,000D) found by its bytes in a truncated little-endian header: Explicit VR 'UI' + 2-byte length, or Implicit. */
+function scanStudyUid(b: Buffer): string | undefined {
+  for (let i = b.indexOf(STUDY_UID_TAG); i >= 0 && i + 8 <= b.length; i = b.indexOf(STUDY_UID_TAG, i + 1)) {
+    const explicit = b.toString('latin1', i + 4, i + 6) === 'UI';
+    const len = explicit ? b.readUInt16LE(i + 6) : i + 8 <= b.length ? b.readUInt32LE(i + 4) : -1;
+    const start = i + 8;
+    if (len > 0 && len <= 64 && start + len <= b.length) {
+      const uid = b.toString('latin1', start, start + len).replace(/\0+$/, '').trim();
+      if (/^[0-9]+(\.[0-9]+)+$/.test(uid)) return uid;
+    }
+  }
+  return undefined;
+}
+const STUDY_UID_TAG = Buffer.from([0x20, 0x00, 0x0d, 0x00]);
+
 export function createStowHandler(deps: StowDeps): express.RequestHandler {
   return (req, res) => {
     // A client reset while nobody iterates the body (during ingest, or while draining after a refusal) must not
@@ -71,7 +114,9 @@ export function createStowHandler(deps: StowDeps): express.RequestHandler {
     req.on('error', () => undefined);
     // Express 5 forwards a rejected promise to the error middleware; we still catch everything ourselves so that a
     // bad request can never reach an unhandled rejection or crash the process.
-    handleStow(deps, req, res).catch((err: unknown) => {
+    const requestId = typeof res.locals['requestId'] === 'string' ? (res.locals['requestId'] as string) : randomUUID();
+    res.locals['requestId'] = requestId;
+    handleStow(deps, req, res).finally(() => deps.inFlight?.release(requestId)).catch((err: unknown) => {
       const e = asRadnodeError(err);
       deps.log.error('stow handler failed', { err: e });
       try {
@@ -111,7 +156,14 @@ async function handleStow(deps: StowDeps, req: express.Request, res: express.Res
   try {
     // destroyOnReturn: false keeps the socket open when we stop early (413, malformed), so the answer can be sent.
     const body = req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
-    parts = await receiveMultipart(body, { boundary, tmpDir: deps.tmpDir, maxBodyBytes: deps.maxBodyBytes, tempPrefix: requestId });
+    if (studyInstanceUID) deps.inFlight?.add(requestId, studyInstanceUID);
+    parts = await receiveMultipart(body, {
+      boundary, tmpDir: deps.tmpDir, maxBodyBytes: deps.maxBodyBytes, tempPrefix: requestId,
+      onPartHead: deps.inFlight ? (path) => {
+        const study = studyOfPart(path);
+        if (study) deps.inFlight!.add(requestId, study);
+      } : undefined,
+    });
   } catch (err) {
     const e = asRadnodeError(err);
     if (e.details['clientAborted'] === true || isGone(req, res)) {

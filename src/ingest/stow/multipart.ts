@@ -316,7 +316,14 @@ export type ReceiveOptions = {
   maxBodyBytes: number;
   /** Prefix for temp file names (e.g. the request id) so an operator can tell whose leftovers they are. */
   tempPrefix?: string;
+  /**
+   * Told of each part once its first 4 KiB and 64 KiB are on disk (where a header is), and again when it ends, before
+   * the rest of the body arrives: the handler learns which study is streaming. A hint; its errors are ignored.
+   */
+  onPartHead?: (tempPath: string) => void;
 };
+
+const HEAD_HINTS = [4 * 1024, 64 * 1024];
 
 type OpenPart = {
   index: number;
@@ -344,6 +351,14 @@ export async function receiveMultipart(source: AsyncIterable<Buffer | string>, o
   let current: OpenPart | undefined;
   let received = 0;
 
+  const hint = (tempPath: string) => {
+    try {
+      opts.onPartHead?.(tempPath);
+    } catch {
+      // a hint only: the part is judged with the others once the body is complete
+    }
+  };
+
   const beginPart = async (headers: Record<string, string>) => {
     const index = created.length;
     // The daemon empties the tmp folder at start-up (crash recovery), so it may not exist yet.
@@ -369,6 +384,7 @@ export async function receiveMultipart(source: AsyncIterable<Buffer | string>, o
       headers: p.headers,
       ...(declared === undefined ? {} : { declaredLength: declared }),
     });
+    hint(p.tempPath);
     // fsync in the background while the next part streams in; bounded so a study of thousands of small files does
     // not hold thousands of open descriptors. Nothing is handed over before all of these have settled.
     const finalize = p.fh.sync().finally(() => p.fh.close());
@@ -397,7 +413,9 @@ export async function receiveMultipart(source: AsyncIterable<Buffer | string>, o
             p.hash.update(ev.data);
             // Positional write: the data views point into the chunk, which nothing mutates while the write runs.
             await p.fh.write(ev.data, 0, ev.data.length, p.size);
+            const before = p.size;
             p.size += ev.data.length;
+            if (HEAD_HINTS.some((at) => before < at && p.size >= at)) hint(p.tempPath);
             break;
           }
           case 'part-end':
