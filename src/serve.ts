@@ -157,8 +157,11 @@ async function startLockedNode(config: RadnodeConfig, opts: { extraDetectors?: D
     const s = app.listen(config.server.port, config.server.host, () => resolve(s));
     s.once('error', reject);
   });
-  // A STOW of a whole CT can take minutes on a slow link: no request timeout, but dead sockets still close.
+  // A STOW of a whole CT can take minutes on a slow link: no request timeout. A socket silent for 10 minutes in both
+  // directions is closed, though: a stalled or half-open upload otherwise held its descriptor and temp file forever
+  // (the worklist's event stream sends a heartbeat every 15 s, so it is never idle that long).
   server.requestTimeout = 0;
+  server.timeout = 600_000;
   server.keepAliveTimeout = 5_000;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
