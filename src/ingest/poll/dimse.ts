@@ -10,9 +10,9 @@ import type { DimsePeer } from '../../config/types.ts';
 import { find, moveStudy, type DimseLink } from '../../delivery/dimse.ts';
 import { asRadnodeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
+import { dicomDate } from './qido.ts';
 import type { PollSink } from './sink.ts';
 
-const da = (d: Date) => d.toISOString().slice(0, 10).replace(/-/g, '');
 const text = (v: unknown): string => (Array.isArray(v) ? String(v[0] ?? '') : v === undefined || v === null ? '' : String(v)).trim();
 
 export type DimsePollResult = { studies: number; moved: string[]; failed: string[] };
@@ -25,10 +25,11 @@ export async function pollDimse(
 ): Promise<DimsePollResult> {
   const link: DimseLink = { peer, callingAeTitle: own.aeTitle, timeoutMs: own.timeoutMs };
   const now = opts.now ?? new Date();
-  // Up to tomorrow: a modality clock a little ahead of ours must not hide today's studies.
+  // Study Date is the site's local calendar day, as in the QIDO poller (UTC dates missed a day's studies west of
+  // Greenwich in the evening). Up to tomorrow: a modality clock a little ahead of ours must not hide today's studies.
   const from = new Date(now.getTime() - opts.lookbackDays * 86_400_000);
   const to = new Date(now.getTime() + 86_400_000);
-  const rows = await find(link, 'STUDY', { StudyInstanceUID: '', StudyDate: `${da(from)}-${da(to)}`, ModalitiesInStudy: '', NumberOfStudyRelatedInstances: '' }, 'RN_POLL_FAILED');
+  const rows = await find(link, 'STUDY', { StudyInstanceUID: '', StudyDate: `${dicomDate(from)}-${dicomDate(to)}`, ModalitiesInStudy: '', NumberOfStudyRelatedInstances: '' }, 'RN_POLL_FAILED');
   const result: DimsePollResult = { studies: rows.length, moved: [], failed: [] };
   for (const r of rows) {
     const study = text(r.StudyInstanceUID);
