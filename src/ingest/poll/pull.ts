@@ -22,6 +22,13 @@ export function isWantedModality(modality: string | undefined, modalities: strin
 
 export type PullResult = { pulled: number; wantedInstances: number; failedInstances: number };
 
+/**
+ * Instances the store refused (malformed, a conflict): not fetched again for a day. The same bytes would be refused
+ * the same way; a day later they are tried once more, in case the PACS's copy was repaired.
+ */
+const refusedUntil = new Map<string, number>();
+const REFUSED_TTL_MS = 24 * 3_600_000;
+
 export async function pullStudy(
   pacs: PacsConfig,
   sink: PollSink,
@@ -62,7 +69,8 @@ export async function pullStudy(
   const fresh = listed.filter((i) => !known?.has(i.sop));
   // Retention deleted these files after delivery: a study with something new needs them back to be read again.
   const purged = fresh.length && sink.purgedInstances ? await sink.purgedInstances(studyUID) : new Set<string>();
-  const toFetch = [...fresh, ...listed.filter((i) => purged.has(i.sop))];
+  const now = Date.now();
+  const toFetch = [...fresh, ...listed.filter((i) => purged.has(i.sop))].filter((i) => (refusedUntil.get(i.sop) ?? 0) <= now);
   for (const { seriesUID, sop } of toFetch) {
     // One instance at a time: memory stays bounded by the largest instance, not the study.
     let bytes: Uint8Array;
@@ -84,8 +92,10 @@ export async function pullStudy(
     } catch (err) {
       const e = asRadnodeError(err);
       if (e.retryable) throw e; // disk full, store busy: stop this poll, the next one resumes
-      // A malformed or refused instance must not block the rest of the study.
+      // A malformed or refused instance must not block the rest of the study, nor be downloaded again on every poll.
       log.warn('poll: instance refused by the store', { sopInstanceUID: sop, code: e.code, error: e.message });
+      refusedUntil.set(sop, Date.now() + REFUSED_TTL_MS);
+      if (refusedUntil.size > 100_000) refusedUntil.delete(refusedUntil.keys().next().value!);
       result.failedInstances++;
       continue;
     }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedFile } from '../../../test/helpers/paths.ts';
 import type { PacsConfig } from '../../config/types.ts';
 import { POLL_CODES, qidoAll } from '../../delivery/dicomweb.ts';
+import { RadnodeError } from '../../errors.ts';
 import { silentLogger } from '../../log.ts';
 import { pollQido } from './qido.ts';
 import type { PollSink } from './sink.ts';
@@ -113,5 +114,34 @@ describe('QIDO paging against a PACS that caps its answers', () => {
     const url = `http://127.0.0.1:${(capped.address() as AddressInfo).port}/dicom-web`;
     const got = await qidoAll({ kind: 'dicomweb', url, auth: { type: 'none' }, timeoutMs: 5000 }, 'studies', POLL_CODES);
     expect(got).toHaveLength(250);
+  });
+});
+
+describe('an instance the store refuses', () => {
+  it('is not downloaded again on the next poll', async () => {
+    const native = new Uint8Array(readFileSync(sharedFile('dicom/pydicom/MR_small.dcm')));
+    const b = 'radnode-test-boundary';
+    let wado = 0;
+    const srv = http.createServer((req, res) => {
+      const u = req.url ?? '';
+      const json = (v: unknown) => res.setHeader('content-type', 'application/dicom+json').end(JSON.stringify(v));
+      if (/\/studies\?/.test(u)) return json([{ '0020000D': tag('UI', 'R'), '00201208': tag('IS', 1), '00080061': { vr: 'CS', Value: ['MR'] } }]);
+      if (/\/series(\?|$)/.test(u)) return json([{ '0020000E': tag('UI', 'R.1'), '00080060': tag('CS', 'MR'), '00201209': tag('IS', 1) }]);
+      if (/\/instances(\?|$)/.test(u)) return json([{ '00080018': tag('UI', 'R.1.1') }]);
+      wado++;
+      res.writeHead(200, { 'content-type': `multipart/related; type="application/dicom"; boundary=${b}` });
+      res.end(Buffer.concat([Buffer.from(`--${b}\r\nContent-Type: application/dicom\r\n\r\n`), Buffer.from(native), Buffer.from(`\r\n--${b}--\r\n`)]));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const p: PacsConfig = { kind: 'dicomweb', url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/dicom-web`, auth: { type: 'none' }, timeoutMs: 5000 };
+    const refusing: PollSink = {
+      ...sink, knownInstanceCount: async () => 0, knownInstances: async () => new Set(),
+      ingest: async () => {
+        throw new RadnodeError('RN_INGEST_CONFLICT', 'same UID, other bytes');
+      },
+    };
+    for (const minutes of [0, 1]) await pollQido(p, refusing, { lookbackDays: 2, log: silentLogger, now: new Date(Date.UTC(2026, 10, 25, 10, minutes)) });
+    srv.close();
+    expect(wado).toBe(1);
   });
 });
