@@ -90,6 +90,7 @@ function pollSink(config: RadnodeConfig, store: SqliteStore, engine: WorkflowEng
     getCheckpoint: (n) => store.getCheckpoint(n),
     setCheckpoint: (n, v) => store.setCheckpoint(n, v),
     knownInstanceCount: (s) => store.instanceCountOfStudy(s),
+    deliveredOwnCount: (s) => store.deliveredOutputCount(s),
     knownInstances: (s) => store.instanceUIDsOfStudy(s),
     purgedInstances: (s) => store.purgedInstanceUIDsOfStudy(s),
     ingest: async (bytes: Uint8Array, origin: { source: PollSource; studyInstanceUID: string }) => {

@@ -223,6 +223,11 @@ export class SqliteStore {
     return (this.db.prepare(sql).get(studyUID) as { n: number }).n;
   }
 
+  /** radnode's own objects of the study that were delivered and not retracted since: what the PACS holds of them. */
+  async deliveredOutputCount(studyUID: string): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM outputs WHERE study_uid = ? AND delivered_at IS NOT NULL AND retracted_at IS NULL').get(studyUID) as { n: number }).n;
+  }
+
   /** Every instance of the study radnode has recorded, purged or not. */
   async instanceUIDsOfStudy(studyUID: string): Promise<Set<string>> {
     return new Set((this.db.prepare('SELECT sop_instance_uid FROM instances WHERE study_uid = ?').all(studyUID) as { sop_instance_uid: string }[]).map((r) => r.sop_instance_uid));

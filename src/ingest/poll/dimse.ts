@@ -38,7 +38,9 @@ export async function pollDimse(
     // Filtered here, not in the query: matching on a multi-valued ModalitiesInStudy is optional for an SCP (PS3.4 C.6.1.1.4).
     if (opts.modalities && !modalities.some((m) => opts.modalities!.includes(m))) continue;
     const theirs = Number(text(r.NumberOfStudyRelatedInstances));
-    const ours = await sink.knownInstanceCount(study);
+    // The PACS counts radnode's delivered SR and heatmaps too: without them a processed study never matched, and was
+    // moved again on every poll for as long as it stayed in the window.
+    const ours = (await sink.knownInstanceCount(study)) + ((await sink.deliveredOwnCount?.(study)) ?? 0);
     if (Number.isFinite(theirs) && theirs > 0 && ours >= theirs) continue;
     try {
       const m = await moveStudy(link, study, own.aeTitle);

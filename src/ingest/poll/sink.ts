@@ -11,6 +11,11 @@ export type PollSink = {
   knownInstanceCount(studyUID: string): Promise<number>;
   /** Stores one retrieved Part 10 instance (a re-sent instance is recognised by the store, not stored twice). */
   ingest(bytes: Uint8Array, origin: { source: PollSource; studyInstanceUID: string }): Promise<void>;
+  /**
+   * Optional: how many of radnode's own objects (SR, heatmap SCs) are in the PACS's copy of the study: delivered and
+   * not retracted. A PACS counts them among the study's instances.
+   */
+  deliveredOwnCount?(studyUID: string): Promise<number>;
   /** Called after all of a study's wanted instances were ingested. */
   studyRetrieved?(studyUID: string): Promise<void>;
   /**
