@@ -27,7 +27,7 @@ async function pacsAnswering409(reason: number): Promise<string> {
 describe('STOW-RS 409', () => {
   it.each([
     [0xa700, true, 'out of resources'],
-    [0x0110, true, 'processing failure'],
+    [0x0110, false, 'processing failure: what Orthanc answers for an instance of another study'],
     [0x0111, true, 'duplicate SOP instance: an earlier attempt stored it; the next attempt confirms by QIDO'],
     [0x0122, false, 'SOP class not supported'],
     [0xa900, false, 'data set does not match the SOP class'],

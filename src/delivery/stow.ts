@@ -57,12 +57,13 @@ export function buildMultipart(objects: StowObject[], boundary: string): Buffer 
  */
 /**
  * Failure Reasons (PS3.18 Table I.2-1 / PS3.4 Annex B) after which the same bytes may be stored later: out of
- * resources (A7xx), processing failure (0110), and duplicate SOP instance (0111: an earlier attempt whose answer was
- * lost stored it; the next attempt's QIDO finds it and confirms). A missing reason counts as passing too. The rest
- * (SOP class not supported, data set mismatch, cannot understand, refused) will not change on a re-send.
+ * resources (A7xx), and duplicate SOP instance (0111: an earlier attempt whose answer was lost stored it; the next
+ * attempt's QIDO finds it and confirms). A missing reason counts as passing too. The rest will not change on a
+ * re-send: SOP class not supported, data set mismatch, cannot understand, and processing failure (0110), which
+ * Orthanc answers for deterministic refusals such as an instance of another study.
  */
 export function isPassingFailure(reason: number | undefined): boolean {
-  return reason === undefined || (reason & 0xff00) === 0xa700 || reason === 0x0110 || reason === 0x0111;
+  return reason === undefined || (reason & 0xff00) === 0xa700 || reason === 0x0111;
 }
 
 export async function stowInstances(pacs: PacsConfig, objects: StowObject[], studyInstanceUID?: string): Promise<StowResult> {
