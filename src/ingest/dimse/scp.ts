@@ -81,6 +81,8 @@ export function pickTransferSyntax(proposed: readonly string[]): string | undefi
 }
 
 /** `writeError`: a write that failed (a full disk); the C-STORE is then refused with A700, never thrown. */
+const MAX_ASSOCIATIONS = 64;
+
 type OpenFile = { fd: number; path: string; writeError?: Error };
 
 function makeScpClass(deps: ScpDeps) {
@@ -264,11 +266,16 @@ export async function startScp(deps: ScpDeps): Promise<RunningScp> {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const scp = new ScpClass(socket, opts);
+    // dcmjs-dimse arms its association and PDU timeouts only for sockets it connected or accepted itself: mark this
+    // accepted socket as connected, or a peer that opens and then trickles or stalls is never timed out.
+    Object.assign(scp, { connected: true, connectedTime: Date.now() });
     scp.on('networkError', (err: unknown) => {
       log.debug('DIMSE network error', { err: asRadnodeError(err) });
       socket.destroy();
     });
   });
+  // Modalities and a PACS open a few associations at once; hundreds would be a misbehaving or hostile peer.
+  server.maxConnections = MAX_ASSOCIATIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.dimse.port, config.dimse.host, () => resolve());
