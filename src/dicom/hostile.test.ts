@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { RadnodeError } from '../errors.ts';
 import { expandSegmentedLut } from './color.ts';
 import { decodeFrames } from './decode.ts';
-import { modalityLut, physicalValues } from './grayscale.ts';
+import { modalityLut, physicalValues, voiLutTables } from './grayscale.ts';
 import { readHeader, readInstance } from './instance.ts';
 import { MAX_ELEMENTS } from './parser.ts';
 
@@ -125,7 +125,7 @@ describe('hostile input ends in a typed error', () => {
 });
 
 describe('Modality LUT Sequence as PS3.3 C.11.1.1.1 stores it (compared with dcmtk dcm2pnm)', () => {
-  const withLut = (pixel: { bits: number; signed: boolean; values: Uint8Array }, lut: { desc: Uint8Array; data: Uint8Array }) => {
+  const withLut = (pixel: { bits: number; signed: boolean; values: Uint8Array }, lut: { desc: Uint8Array; data: Uint8Array }, sequence = 0x3000) => {
     const item = encode([
       { group: 0x0028, element: 0x3002, vr: 'US', value: lut.desc },
       { group: 0x0028, element: 0x3006, vr: 'OW', value: lut.data },
@@ -133,7 +133,7 @@ describe('Modality LUT Sequence as PS3.3 C.11.1.1.1 stores it (compared with dcm
     const header = Buffer.alloc(8);
     header.writeUInt32LE(0xe000fffe, 0);
     header.writeUInt32LE(item.length, 4);
-    const seq = Buffer.concat([encode([{ group: 0x0028, element: 0x3000, vr: 'SQ', value: new Uint8Array(0) }]).subarray(0, 8), Buffer.alloc(4), header, item]);
+    const seq = Buffer.concat([encode([{ group: 0x0028, element: sequence, vr: 'SQ', value: new Uint8Array(0) }]).subarray(0, 8), Buffer.alloc(4), header, item]);
     seq.writeUInt32LE(header.length + item.length, 8);
     const els = image({ pixels: pixel.values }).map((e) => (e.element === 0x0011 ? { ...e, value: us(4) } : e.element === 0x0100 ? { ...e, value: us(pixel.bits) } : e.element === 0x0101 ? { ...e, value: us(pixel.bits) } : e.element === 0x0102 ? { ...e, value: us(pixel.bits - 1) } : e.element === 0x0103 ? { ...e, value: us(pixel.signed ? 1 : 0) } : e));
     const pixelData = els.pop()!;
@@ -145,6 +145,13 @@ describe('Modality LUT Sequence as PS3.3 C.11.1.1.1 stores it (compared with dcm
     const inst = withLut({ bits: 16, signed: true, values: stored }, { desc: us(4096, 63488, 16), data: table });
     const [frame] = await decodeFrames(inst);
     expect([...physicalValues(frame, modalityLut(inst))]).toEqual([0, 2047, 2048, 4095]);
+  });
+  it('a VOI LUT Sequence under a signed image: its first mapped value is signed too', async () => {
+    // Same encoding as the Modality LUT Sequence, at (0028,3010): 4096 entries from -2048.
+    const table = Uint8Array.from(Buffer.from(Uint16Array.from({ length: 4096 }, (_, i) => i).buffer));
+    const stored = Uint8Array.from(Buffer.from(Int16Array.of(-2048, -1, 0, 2047).buffer));
+    const inst = withLut({ bits: 16, signed: true, values: stored }, { desc: us(4096, 63488, 16), data: table }, 0x3010);
+    expect(voiLutTables(inst).map((t) => [t.firstMapped, t.data.length, t.bits])).toEqual([[-2048, 4096, 16]]);
   });
   it('8-bit entries two to a word', async () => {
     const table = Uint8Array.from({ length: 256 }, (_, i) => 255 - i);
