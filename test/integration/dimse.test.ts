@@ -223,6 +223,23 @@ describe('DIMSE poller', () => {
   }, 90_000);
 });
 
+describe('the same object from two AEs', () => {
+  it('is a duplicate, not a conflict: the File Meta naming the calling AE is not the object', async () => {
+    const port = await freePort();
+    const rn = await startRadnode({ dimse: { enabled: true, port, aeTitle: 'RADNODE', knownCallers: [{ aeTitle: 'MODA' }, { aeTitle: 'MODB' }] }, delivery: { mode: 'shadow' }, workflow: { quietSeconds: 3600 } });
+    try {
+      const file = sharedFile('dicom/pydicom/MR_small.dcm');
+      for (const ae of ['MODA', 'MODB']) {
+        const r = run('storescu', ['-v', '-aet', ae, '-aec', 'RADNODE', '127.0.0.1', String(port), file]);
+        expect([ae, /Received Store Response \(Success\)/.test(r.stdout + r.stderr)]).toEqual([ae, true]);
+      }
+      expect((await rn.api<{ conflicts: number }>('/api/metrics')).conflicts).toBe(0);
+    } finally {
+      await rn.stop();
+    }
+  }, 60_000);
+});
+
 describe('DIMSE gateway under kill -9', () => {
   it('a kill -9 of radnode during a C-STORE burst loses no acknowledged instance', async () => {
     const port = await freePort();
