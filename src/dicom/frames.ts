@@ -55,11 +55,14 @@ export function splitFrames(
   if (fragments.length === 0) throw new RadnodeError('RN_DICOM_MALFORMED', 'encapsulated pixel data has no fragments');
   if (numberOfFrames <= 1) return [concatBytes(fragments)];
 
+  // A map, not indexOf per frame: tens of thousands of frames made the lookup quadratic.
+  let fragmentAt: Map<number, number> | undefined;
   const fromOffsets = (offsets: number[]): Uint8Array[] | undefined => {
     if (offsets.length !== numberOfFrames) return undefined;
+    fragmentAt ??= new Map(fragmentOffsets.map((o, i) => [o, i] as const).reverse());
     const starts: number[] = [];
     for (const off of offsets) {
-      const idx = fragmentOffsets.indexOf(off);
+      const idx = fragmentAt.get(off) ?? -1;
       if (idx < 0 || (starts.length > 0 && idx <= starts[starts.length - 1])) return undefined;
       starts.push(idx);
     }
