@@ -70,6 +70,7 @@ export const ERROR_TABLE = {
   // store
   RN_DATA_DIR_IN_USE: { httpStatus: 500, retryable: false, exitCode: 2, description: 'Another radnode is running on the same data folder' },
   RN_STORE_CORRUPT: { httpStatus: 500, retryable: false, exitCode: 1, description: 'The store is unreadable or its schema is newer than this program' },
+  RN_INFERENCE_TIMEOUT: { httpStatus: 500, retryable: false, exitCode: 1, description: 'An inference request ran past its time limit; the worker was restarted (the same input would hang again)' },
   RN_INTERNAL: { httpStatus: 500, retryable: true, exitCode: 1, description: 'An unexpected internal error' },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean; exitCode: 1 | 2; description: string }>;
 

@@ -184,3 +184,44 @@ torch.onnx.export(Head(m), torch.zeros(1, 1, 224, 224), ${JSON.stringify(path)},
     expect(existsSync(join(dir, 'site-dn121', 'manifest.json'))).toBe(true);
   }, 400_000);
 });
+
+describe('inference worker watchdog', () => {
+  const film = sharedFile('cxr/dicom/rsna/00436515-870c-4b36-a041-de91049b9ab4.dcm');
+  const info = { studyInstanceUID: '1.2.3', seriesInstanceUID: '1.2.3.4', modality: 'CR', bodyPartExamined: 'CHEST', viewPosition: 'PA', instanceCount: 1, isOwn: false };
+  const input = { studyInstanceUID: '1.2.3', series: [{ info, instances: [{ sopInstanceUID: '1.2.3.4.5', sopClassUID: '1.2.840.10008.5.1.4.1.1.1', path: film }] }] };
+  const log = createLogger('silent');
+  const modelDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rn-models-'));
+    const bytes = tinyCxrModel();
+    writeModel(dir, 'cxr', bytes, cxrManifest(bytes));
+    return dir;
+  };
+
+  it('a worker that died is replaced, with its model sessions opened again', async () => {
+    const runtime = new InferenceRuntime(SETTINGS);
+    try {
+      const [cxr] = builtinDetectors((await loadModels(modelDir(), runtime)).models, runtime).detectors;
+      const before = await cxr.run(input, { log });
+      await (runtime as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      await new Promise((r) => setImmediate(r)); // the worker's exit event
+      const after = await cxr.run(input, { log });
+      expect(after.studyScore).toBeCloseTo(before.studyScore, 6);
+    } finally {
+      await runtime.terminate();
+    }
+  });
+
+  it('a request past its time fails for good (RN_INFERENCE_TIMEOUT) and the worker is replaced', async () => {
+    const runtime = new InferenceRuntime(SETTINGS, { requestTimeoutMs: 1 });
+    try {
+      const dir = modelDir();
+      const [cxr] = builtinDetectors((await loadModels(dir, runtime)).models, runtime).detectors;
+      await expect(cxr.run(input, { log })).rejects.toMatchObject({ code: 'RN_INFERENCE_TIMEOUT', retryable: false });
+      // The next request goes to a new worker, which has the model again.
+      const reopened = await runtime.open('again', join(dir, 'cxr', 'model.onnx'));
+      expect(reopened.inputs[0].name).toBe('input');
+    } finally {
+      await runtime.terminate();
+    }
+  });
+});

@@ -11,21 +11,38 @@ type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : n
  * (DESIGN §3 Scheduling), and two concurrent runs would only fight for them. Decode, preprocessing and the forward
  * pass all happen there, so the HTTP thread never waits on pixels.
  */
+/**
+ * How long one request may hold the worker: a CT study takes tens of seconds on 2 cores, a film well under one. Past
+ * this the worker is ended and a new one started, so one file that hangs a decoder cannot stall every later study.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10 * 60_000;
+
 export class InferenceRuntime {
-  private readonly worker: Worker;
-  private readonly pending = new Map<number, Pending>();
+  private worker: Worker;
+  private readonly pending = new Map<number, Pending & { timer?: NodeJS.Timeout }>();
   private nextId = 1;
   private dead: RadnodeError | null = null;
+  private stopped = false;
+  /** Sessions to open again in a new worker: key → model path. */
+  private readonly sessions = new Map<string, string>();
+  private restarting: Promise<void> | null = null;
   readonly settings: SessionSettings;
+  private readonly timeoutMs: number;
 
-  constructor(settings: SessionSettings) {
+  constructor(settings: SessionSettings, opts: { requestTimeoutMs?: number } = {}) {
     this.settings = settings;
-    this.worker = new Worker(new URL('./worker-entry.mjs', import.meta.url));
-    this.worker.unref();
-    this.worker.on('message', (m: WorkerReply) => {
+    this.timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.worker = this.spawn();
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url));
+    worker.unref();
+    worker.on('message', (m: WorkerReply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
+      clearTimeout(p.timer);
       this.refCount();
       if (m.ok) p.resolve(m.value);
       else {
@@ -34,12 +51,27 @@ export class InferenceRuntime {
       }
     });
     const die = (err: RadnodeError) => {
+      if (worker !== this.worker) return; // an old worker's exit after a restart
       this.dead = err;
-      for (const p of this.pending.values()) p.reject(err);
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(err);
+      }
       this.pending.clear();
     };
-    this.worker.on('error', (err) => die(new RadnodeError('RN_INTERNAL', `the inference worker failed: ${err.message}`, { cause: err })));
-    this.worker.on('exit', (code) => die(new RadnodeError('RN_INTERNAL', `the inference worker exited (code ${code})`)));
+    worker.on('error', (err) => die(new RadnodeError('RN_INTERNAL', `the inference worker failed: ${err.message}`, { cause: err })));
+    worker.on('exit', (code) => die(new RadnodeError('RN_INTERNAL', `the inference worker exited (code ${code})`)));
+    return worker;
+  }
+
+  /** A worker that died (out of memory, a native crash) or was ended for a hung request is replaced, its sessions reopened. */
+  private async revive(): Promise<void> {
+    this.restarting ??= (async () => {
+      this.worker = this.spawn();
+      this.dead = null;
+      for (const [key, path] of this.sessions) await this.call<OpenReply>({ type: 'open', key, path, settings: this.settings });
+    })().finally(() => (this.restarting = null));
+    return this.restarting;
   }
 
   /** The worker keeps the process alive only while it has work: an idle `radnode analyze` can exit. */
@@ -48,22 +80,46 @@ export class InferenceRuntime {
     else this.worker.unref();
   }
 
-  private call<T>(req: DistributiveOmit<WorkerRequest, 'id'>): Promise<T> {
-    if (this.dead) return Promise.reject(this.dead);
+  private async call<T>(req: DistributiveOmit<WorkerRequest, 'id'>): Promise<T> {
+    if (this.stopped) return Promise.reject(this.dead ?? new RadnodeError('RN_INTERNAL', 'the inference runtime was stopped'));
+    if (this.restarting && req.type !== 'open') await this.restarting;
+    if (this.dead) await this.revive();
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      // Opening a model is bounded by its size and done at start-up; the image and study requests are what can hang.
+      const timer = req.type === 'open' || req.type === 'close' ? undefined : setTimeout(() => this.timedOut(id, req.type), this.timeoutMs);
+      timer?.unref();
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       this.refCount();
       this.worker.postMessage({ ...req, id } as WorkerRequest);
     });
   }
 
+  /** A request past its time: it fails for good (the same input would hang again), and the worker is replaced. */
+  private timedOut(id: number, type: string): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.reject(new RadnodeError('RN_INFERENCE_TIMEOUT', `the ${type} request took longer than ${Math.round(this.timeoutMs / 1000)} s; the inference worker was restarted`, { retryable: false }));
+    const old = this.worker;
+    this.dead = new RadnodeError('RN_INTERNAL', 'the inference worker was restarted after a request timed out');
+    for (const other of this.pending.values()) {
+      clearTimeout(other.timer);
+      other.reject(this.dead);
+    }
+    this.pending.clear();
+    void old.terminate();
+  }
+
   /** Opens (once) the session of a verified model file; its metadata is checked against the manifest by the registry. */
-  open(key: string, path: string): Promise<OpenReply> {
-    return this.call<OpenReply>({ type: 'open', key, path, settings: this.settings });
+  async open(key: string, path: string): Promise<OpenReply> {
+    const reply = await this.call<OpenReply>({ type: 'open', key, path, settings: this.settings });
+    this.sessions.set(key, path);
+    return reply;
   }
 
   close(key: string): Promise<void> {
+    this.sessions.delete(key);
     return this.call<void>({ type: 'close', key });
   }
 
@@ -83,6 +139,7 @@ export class InferenceRuntime {
   }
 
   async terminate(): Promise<void> {
+    this.stopped = true;
     this.dead ??= new RadnodeError('RN_INTERNAL', 'the inference runtime was stopped');
     await this.worker.terminate();
   }
