@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { createReadStream, mkdirSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crashPoint } from '../crash.ts';
 import { RadnodeError } from '../errors.ts';
@@ -76,6 +76,46 @@ export function sameDataSet(a: Uint8Array, b: Uint8Array | undefined): boolean {
   return Buffer.from(a.buffer, a.byteOffset + x, a.length - x).equals(Buffer.from(b.buffer, b.byteOffset + y, b.length - y));
 }
 
+/**
+ * Files up to this size are read whole; a larger one (a breast tomosynthesis stack, a whole-slide image) only for its
+ * head, where the header is, and hashed as a stream: Node cannot hold a file of 2 GiB or more in one buffer, and an
+ * instance that size was refused by every route although STOW allows 4 GiB.
+ */
+const WHOLE_READ_MAX = 256 * 1024 ** 2;
+const HEAD_BYTES = 64 * 1024 ** 2;
+
+async function readForIngest(file: { tempPath: string; sha256?: string }): Promise<{ bytes: Uint8Array; size: number; sha256: string }> {
+  const size = statSync(file.tempPath).size;
+  if (size <= WHOLE_READ_MAX) {
+    const bytes = await readFile(file.tempPath);
+    return { bytes, size, sha256: file.sha256 ?? createHash('sha256').update(bytes).digest('hex') };
+  }
+  const fh = await open(file.tempPath, 'r');
+  let head: Buffer;
+  try {
+    head = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await fh.read(head, 0, HEAD_BYTES, 0);
+    head = head.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+  let sha256 = file.sha256;
+  if (sha256 === undefined) {
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file.tempPath)) hash.update(chunk as Buffer);
+    sha256 = hash.digest('hex');
+  }
+  return { bytes: head, size, sha256 };
+}
+
+async function readWhole(path: string): Promise<Uint8Array | undefined> {
+  try {
+    return statSync(path).size <= WHOLE_READ_MAX ? await readFile(path) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function ingestFile(
   deps: IngestDeps,
   file: { tempPath: string; sha256?: string; size?: number },
@@ -83,8 +123,7 @@ export async function ingestFile(
 ): Promise<IngestOutcome> {
   let moved = false;
   try {
-    const bytes = await readFile(file.tempPath);
-    const sha256 = file.sha256 ?? createHash('sha256').update(bytes).digest('hex');
+    const { bytes, size, sha256 } = await readForIngest(file);
     const header = readIngestHeader(bytes);
     if (opts.expectedStudyUID && header.studyInstanceUID !== opts.expectedStudyUID)
       throw new RadnodeError('RN_INGEST_STUDY_MISMATCH', `instance ${header.sopInstanceUID} belongs to study ${header.studyInstanceUID}, not ${opts.expectedStudyUID}`, {
@@ -106,7 +145,7 @@ export async function ingestFile(
     if (existing) {
       // The File Meta is the sender's (or, for C-STORE, radnode's, naming the calling AE): the same object re-sent by
       // another AE or through another route differs there only, and is the same instance.
-      if (existing.sha256 !== sha256 && !existing.purged_at && sameDataSet(bytes, await readFile(existing.path).catch(() => undefined))) {
+      if (existing.sha256 !== sha256 && !existing.purged_at && bytes.byteLength === size && sameDataSet(bytes, await readWhole(existing.path))) {
         return { ...base, status: 'duplicate', reopened: false };
       }
       if (existing.sha256 !== sha256) {
@@ -143,7 +182,7 @@ export async function ingestFile(
     fsyncDir(dir);
     crashPoint('after-fsync');
     const { reopened } = await deps.store.recordInstance({
-      ...header, path, size: file.size ?? bytes.byteLength, sha256, source: opts.source, isOwn,
+      ...header, path, size, sha256, source: opts.source, isOwn,
     });
     crashPoint('after-record');
     return { ...base, status: 'stored', reopened };
