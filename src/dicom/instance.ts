@@ -44,6 +44,8 @@ export class DicomInstance {
   readonly transferSyntax: TransferSyntaxInfo;
   /** False for instances read with readHeader: they carry no pixel data. */
   readonly hasPixelDataLoaded: boolean;
+  /** Where the encoded dataset begins in the bytes read (after the File Meta). */
+  readonly datasetOffset: number;
   private naturalized?: NaturalizedDataset;
   private encodedFrames?: Uint8Array[];
 
@@ -54,6 +56,7 @@ export class DicomInstance {
     this.transferSyntaxUID = parsed.transferSyntaxUID;
     this.transferSyntax = parsed.transferSyntax;
     this.hasPixelDataLoaded = !parsed.stoppedAtPixelData;
+    this.datasetOffset = parsed.datasetOffset;
   }
 
   /** The whole dataset in dcmjs's naturalized form (computed on first use). */

@@ -59,6 +59,8 @@ export interface ParsedDicom {
   transferSyntax: TransferSyntaxInfo;
   /** True when the parse stopped at Pixel Data (header-only read) and the pixel data was not parsed. */
   stoppedAtPixelData: boolean;
+  /** Where the encoded dataset begins in the input: after the preamble, "DICM" and the File Meta group. */
+  datasetOffset: number;
 }
 
 export const DEFAULT_MAX_INFLATED_BYTES = 2 * 1024 ** 3 - 1;
@@ -329,6 +331,7 @@ export function parseDicom(bytes: Uint8Array, options: ParseOptions = {}): Parse
     tsUid = explicit ? TS.ExplicitVRLittleEndian : TS.ImplicitVRLittleEndian;
   }
   const tsInfo = transferSyntaxInfo(tsUid);
+  const datasetOffset = pos;
 
   let dsBytes = bytes;
   let dsView = view;
@@ -371,5 +374,5 @@ export function parseDicom(bytes: Uint8Array, options: ParseOptions = {}): Parse
     throw malformed('unreadable dataset', pos, err);
   }
   if (dataset.size === 0 && !ctx.stoppedAtPixelData) throw malformed('empty dataset', pos);
-  return { isPart10, meta, dataset, transferSyntaxUID: tsUid, transferSyntax: tsInfo, stoppedAtPixelData: ctx.stoppedAtPixelData };
+  return { isPart10, meta, dataset, transferSyntaxUID: tsUid, transferSyntax: tsInfo, stoppedAtPixelData: ctx.stoppedAtPixelData, datasetOffset };
 }

@@ -9,7 +9,7 @@ import { fsyncDir } from '../store/durable-file.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { InstanceSource } from '../store/types.ts';
 import { isOwnInstance } from '../workflow/loop-guard.ts';
-import { readHeader } from '../dicom/index.ts';
+import { readHeader, type DicomInstance } from '../dicom/index.ts';
 import { readIngestHeader } from './header.ts';
 
 export type IngestDeps = {
@@ -49,31 +49,18 @@ export function freeMb(dir: string): number {
  * rename into data/instances/<study>/<series>/<sop>.dcm, fsync the folder, then record it. Only after this resolves
  * may the sender be acknowledged. On any failure the temp file is gone and nothing is recorded.
  */
-/** Offset of the data set in a Part 10 file: after the preamble, 'DICM' and the (explicit VR LE) group 0002. */
-export function dataSetOffset(b: Uint8Array): number | undefined {
-  if (b.length < 132 || b[128] !== 0x44 || b[129] !== 0x49 || b[130] !== 0x43 || b[131] !== 0x4d) return undefined;
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let pos = 132;
-  while (pos + 8 <= b.length && dv.getUint16(pos, true) === 0x0002) {
-    const vr = String.fromCharCode(b[pos + 4], b[pos + 5]);
-    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN', 'UC', 'UR'].includes(vr);
-    if (long && pos + 12 > b.length) return undefined;
-    pos += long ? 12 + dv.getUint32(pos + 8, true) : 8 + dv.getUint16(pos + 6, true);
-  }
-  return pos <= b.length ? pos : undefined;
-}
-
 /** Two Part 10 files whose data sets (everything after the File Meta) are byte for byte the same. */
 export function sameDataSet(a: Uint8Array, b: Uint8Array | undefined): boolean {
   if (!b) return false;
+  let x: DicomInstance;
+  let y: DicomInstance;
   try {
-    if (readHeader(a).transferSyntaxUID !== readHeader(b).transferSyntaxUID) return false;
+    [x, y] = [readHeader(a), readHeader(b)];
   } catch {
     return false;
   }
-  const [x, y] = [dataSetOffset(a), dataSetOffset(b)];
-  if (x === undefined || y === undefined || a.length - x !== b.length - y) return false;
-  return Buffer.from(a.buffer, a.byteOffset + x, a.length - x).equals(Buffer.from(b.buffer, b.byteOffset + y, b.length - y));
+  if (x.transferSyntaxUID !== y.transferSyntaxUID || a.length - x.datasetOffset !== b.length - y.datasetOffset) return false;
+  return Buffer.from(a.buffer, a.byteOffset + x.datasetOffset, a.length - x.datasetOffset).equals(Buffer.from(b.buffer, b.byteOffset + y.datasetOffset, b.length - y.datasetOffset));
 }
 
 /**
