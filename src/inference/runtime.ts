@@ -51,13 +51,7 @@ export class InferenceRuntime {
       }
     });
     const die = (err: RadnodeError) => {
-      if (worker !== this.worker) return; // an old worker's exit after a restart
-      this.dead = err;
-      for (const p of this.pending.values()) {
-        clearTimeout(p.timer);
-        p.reject(err);
-      }
-      this.pending.clear();
+      if (worker === this.worker) this.fail(err); // not an old worker's exit after a restart
     };
     worker.on('error', (err) => die(new RadnodeError('RN_INTERNAL', `the inference worker failed: ${err.message}`, { cause: err })));
     worker.on('exit', (code) => die(new RadnodeError('RN_INTERNAL', `the inference worker exited (code ${code})`)));
@@ -102,13 +96,18 @@ export class InferenceRuntime {
     this.pending.delete(id);
     p.reject(new RadnodeError('RN_INFERENCE_TIMEOUT', `the ${type} request took longer than ${Math.round(this.timeoutMs / 1000)} s; the inference worker was restarted`, { retryable: false }));
     const old = this.worker;
-    this.dead = new RadnodeError('RN_INTERNAL', 'the inference worker was restarted after a request timed out');
-    for (const other of this.pending.values()) {
-      clearTimeout(other.timer);
-      other.reject(this.dead);
+    this.fail(new RadnodeError('RN_INTERNAL', 'the inference worker was restarted after a request timed out'));
+    void old.terminate();
+  }
+
+  /** The current worker is gone: every request it held fails with `err`, and the next request starts a new one. */
+  private fail(err: RadnodeError): void {
+    this.dead = err;
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
     }
     this.pending.clear();
-    void old.terminate();
   }
 
   /** Opens (once) the session of a verified model file; its metadata is checked against the manifest by the registry. */
