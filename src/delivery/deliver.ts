@@ -7,7 +7,7 @@ import { RadnodeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { PacsConfig } from '../config/types.ts';
 import type { ResultObject } from '../results/objects.ts';
-import { findStudyInstances, getStudyPatientId, sameFingerprint, type PacsInstance } from './query.ts';
+import { checkSourceStudy, findStudyInstances, getStudyPatientId, sameFingerprint, type PacsInstance } from './query.ts';
 import { stowInstances } from './stow.ts';
 
 export type DeliverOptions = {
@@ -64,15 +64,7 @@ export async function deliverObjects(pacs: PacsConfig, objects: ResultObject[], 
 
     if (opts.expectedPatientId !== undefined) {
       const pid = await getStudyPatientId(pacs, studyUID);
-      if (pid === null || pid !== opts.expectedPatientId) {
-        // Patient IDs stay out of details and logs (DESIGN §6): only whether the study was found. A study not found
-        // (yet) is retried with backoff: a modality that sends to radnode and the PACS at once, or a PACS still
-        // indexing, answers "not found" for a while; another Patient ID is final.
-        throw new RadnodeError('RN_SOURCE_STUDY_CHANGED', pid === null ? 'source study is not (or no longer) in the PACS' : 'source study now has another Patient ID', {
-          details: { studyInstanceUID: studyUID, studyFound: pid !== null },
-          retryable: pid === null,
-        });
-      }
+      checkSourceStudy(studyUID, pid === null ? [] : [pid], opts.expectedPatientId, 'in the PACS');
     }
 
     const sops = new Set(group.map((o) => o.sopInstanceUID));

@@ -10,7 +10,7 @@ import type { DimsePeer } from '../config/types.ts';
 import { RadnodeError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { ResultObject } from '../results/objects.ts';
-import { sameFingerprint } from './query.ts';
+import { checkSourceStudy, sameFingerprint } from './query.ts';
 
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../ingest/dimse/p10.ts';
 
@@ -147,18 +147,11 @@ export async function storeObjects(link: DimseLink, objects: { sopInstanceUID: s
     });
 }
 
-/**
- * DESIGN §3, as deliverObjects does over DICOMweb: before any send the source study must still be at the peer under
- * the Patient ID radnode read, else RN_SOURCE_STUDY_CHANGED; not found (yet) is retried, another Patient ID is final.
- * Patient IDs stay out of details and logs.
- */
-export async function checkSourceStudyDimse(link: DimseLink, studyUID: string, expectedPatientId: string): Promise<void> {
+/** The source study and its Patient ID at the peer (study-level C-FIND), checked as over DICOMweb (checkSourceStudy). */
+async function checkSourceStudyDimse(link: DimseLink, studyUID: string, expectedPatientId: string): Promise<void> {
   const rows = await find(link, 'STUDY', { StudyInstanceUID: studyUID, PatientID: '' });
   const ids = rows.filter((r) => asText(r.StudyInstanceUID) === studyUID || asText(r.StudyInstanceUID) === '').map((r) => asText(r.PatientID));
-  if (ids.length === 0)
-    throw new RadnodeError('RN_SOURCE_STUDY_CHANGED', `source study is not (or no longer) at ${link.peer.aeTitle}`, { details: { studyInstanceUID: studyUID, studyFound: false }, retryable: true });
-  if (!ids.includes(expectedPatientId))
-    throw new RadnodeError('RN_SOURCE_STUDY_CHANGED', `source study now has another Patient ID at ${link.peer.aeTitle}`, { details: { studyInstanceUID: studyUID, studyFound: true }, retryable: false });
+  checkSourceStudy(studyUID, ids, expectedPatientId, `at ${link.peer.aeTitle}`);
 }
 
 /**

@@ -1,5 +1,6 @@
 /** What the PACS holds, by QIDO-RS (PS3.18 10.6), for the exactly-once delivery of DESIGN §3. */
 import type { PacsConfig } from '../config/types.ts';
+import { RadnodeError } from '../errors.ts';
 import {
   DELIVERY_CODES,
   firstString,
@@ -30,6 +31,22 @@ function fingerprintOf(ds: DicomJsonDataset): string | undefined {
  * Two `ContentDate ContentTime` fingerprints name the same moment. A PACS may drop trailing zeros of a TM fraction
  * or keep the old ACR-NEMA colons (PS3.5 6.2 TM), so times are compared in a normal form, not byte for byte.
  */
+/**
+ * DESIGN §3: before any send, the source study must still be at the destination under the Patient ID radnode read.
+ * `found`: the Patient IDs the destination gives for the study (none: not found). Patient IDs stay out of details
+ * and logs (DESIGN §6): only whether the study was found. A study not found (yet) is retried with backoff: a modality
+ * that sends to radnode and the PACS at once, or a PACS still indexing, answers "not found" for a while; another
+ * Patient ID is final.
+ */
+export function checkSourceStudy(studyUID: string, found: readonly string[], expectedPatientId: string, where: string): void {
+  if (found.includes(expectedPatientId)) return;
+  const studyFound = found.length > 0;
+  throw new RadnodeError('RN_SOURCE_STUDY_CHANGED', studyFound ? `source study now has another Patient ID ${where}` : `source study is not (or no longer) ${where}`, {
+    details: { studyInstanceUID: studyUID, studyFound },
+    retryable: !studyFound,
+  });
+}
+
 export function sameFingerprint(a: string | undefined, b: string | undefined): boolean {
   if (a === undefined || b === undefined) return false;
   const norm = (fp: string): string => {
