@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crashPoint } from '../crash.ts';
 import { RadnodeError } from '../errors.ts';
@@ -10,6 +10,7 @@ import type { SqliteStore } from '../store/store.ts';
 import type { InstanceSource } from '../store/types.ts';
 import { isOwnInstance } from '../workflow/loop-guard.ts';
 import { readHeader, type DicomInstance } from '../dicom/index.ts';
+import { readHead } from './file-head.ts';
 import { readIngestHeader } from './header.ts';
 
 export type IngestDeps = {
@@ -77,15 +78,7 @@ async function readForIngest(file: { tempPath: string; sha256?: string }): Promi
     const bytes = await readFile(file.tempPath);
     return { bytes, size, sha256: file.sha256 ?? createHash('sha256').update(bytes).digest('hex') };
   }
-  const fh = await open(file.tempPath, 'r');
-  let head: Buffer;
-  try {
-    head = Buffer.alloc(HEAD_BYTES);
-    const { bytesRead } = await fh.read(head, 0, HEAD_BYTES, 0);
-    head = head.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
+  const head = readHead(file.tempPath, HEAD_BYTES);
   let sha256 = file.sha256;
   if (sha256 === undefined) {
     const hash = createHash('sha256');

@@ -14,13 +14,13 @@
  * answered 400/413/507, or cut off by the client, leaves nothing on disk and nothing recorded.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type express from 'express';
 import { RadnodeError, asRadnodeError, type ErrorCode } from '../../errors.ts';
 import { readHeader } from '../../dicom/index.ts';
 import type { Logger } from '../../log.ts';
+import { readHead } from '../file-head.ts';
 import type { StowInFlight } from './in-flight.ts';
 import { DICOM_MEDIA_TYPE, parseStowContentType, receiveMultipart, type ReceivedPart } from './multipart.ts';
 import { buildStowResponse, failureReasonFor, FailureReason, type FailureReasonCode, type StowInstanceOutcome } from './response.ts';
@@ -74,16 +74,11 @@ const DRAIN_MAX_MS = 5_000;
  * streams); undefined when it cannot be told yet.
  */
 function studyOfPart(path: string): string | undefined {
-  let fd: number | undefined;
   let head: Buffer;
   try {
-    fd = openSync(path, 'r');
-    head = Buffer.alloc(Math.min(4 * 1024 * 1024, fstatSync(fd).size));
-    readSync(fd, head, 0, head.length, 0);
+    head = readHead(path, 4 * 1024 * 1024);
   } catch {
     return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
   try {
     return readHeader(head).StudyInstanceUID;
