@@ -20,6 +20,11 @@ function offsetMinutes(timeZone: string, ms: number): number {
   return Math.round((Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'), n('second')) - Math.floor(ms / 1000) * 1000) / 60_000);
 }
 
+/** The instant the day after a calendar day begins in `timeZone`: 23 or 25 hours later on a daylight-saving change. */
+export function dayEndMs(day: string, timeZone: string): number {
+  return dayStartMs(new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10), timeZone);
+}
+
 /** The instant a calendar day (YYYY-MM-DD) begins in `timeZone`, daylight saving time included. */
 export function dayStartMs(day: string, timeZone: string): number {
   const utcMidnight = Date.parse(`${day}T00:00:00Z`);

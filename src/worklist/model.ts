@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { RadnodeError } from '../errors.ts';
 import type { SqliteStore } from '../store/store.ts';
 import type { JobState } from '../store/types.ts';
-import { dayStartMs } from './calendar.ts';
+import { dayEndMs, dayStartMs } from './calendar.ts';
 import { keyFindingText, type ResultSummary } from './key-finding.ts';
 import { AI_POSITIVE, jobPriority, PRIORITY_RANK, shownJobs, studyPriority, type WorklistPriority } from './priority.ts';
 import type { WorklistQuery } from './query.ts';
@@ -54,9 +54,10 @@ type DbRow = {
   has_heatmap: number; patient_name: string | null; patient_id: string | null; accession_number: string | null; study_date: string | null; study_description: string | null;
 };
 
-/** A study whose worklist row changed, for server-sent events and the webhook. */
+/** A job as the worklist reads it (shownJobs picks which ones a row shows). */
 type ShownJob = { id: number; detector: string; state: JobState; priority: string | null; study_score: number | null; result_json: string | null; updated_at: number; superseded_by: number | null };
 
+/** A study whose worklist row changed, for server-sent events and the webhook. */
 export type RowChange = { study: string; priority: WorklistPriority; version: number };
 
 /** A newly visible urgent result that the webhook must announce exactly once (one delivery row per job). */
@@ -66,7 +67,6 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 // '|' delimits list columns so that one instr() finds a whole value ('|CR|' never matches 'CRX').
 const packList = (xs: string[]) => (xs.length ? `|${xs.join('|')}|` : '');
 const unpackList = (s: string) => s.split('|').filter(Boolean);
-
 
 function toView(r: DbRow): WorklistRow {
   return {
@@ -92,8 +92,7 @@ export function whereOf(q: WorklistQuery): { sql: string; args: (string | number
   if (q.modality) (where.push(`instr(w.modalities, ?) > 0`), args.push(`|${q.modality}|`));
   if (q.detector) (where.push(`instr(w.detectors, ?) > 0`), args.push(`|${q.detector}|`));
   if (q.from) (where.push('w.arrived_at >= ?'), args.push(dayStartMs(q.from, q.tz)));
-  // The day after `to` begins: 23 or 25 hours later on a daylight-saving change.
-  if (q.to) (where.push('w.arrived_at < ?'), args.push(dayStartMs(new Date(Date.parse(`${q.to}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10), q.tz)));
+  if (q.to) (where.push('w.arrived_at < ?'), args.push(dayEndMs(q.to, q.tz)));
   if (q.review) (where.push('w.review_state = ?'), args.push(q.review));
   if (q.tab === 'second') {
     // Second-reader check (issue 10 §3): the AI called it abnormal and no reader agreed or dismissed it yet, or a

@@ -57,12 +57,17 @@ export function compareRows(a: { priority: WorklistPriority; arrivedAt: number; 
  */
 export function shownJobs<J extends { id: number; detector: string; state: JobState; superseded_by: number | null }>(jobs: readonly J[]): J[] {
   const byDetector = new Map<string, J[]>();
-  for (const j of [...jobs].sort((a, b) => a.id - b.id)) byDetector.set(j.detector, [...(byDetector.get(j.detector) ?? []), j]);
+  for (const j of [...jobs].sort((a, b) => a.id - b.id)) {
+    const js = byDetector.get(j.detector);
+    if (js) js.push(j);
+    else byDetector.set(j.detector, [j]);
+  }
   const out: J[] = [];
   for (const [, js] of [...byDetector].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const current = js.filter((j) => j.superseded_by === null).at(-1);
     const delivered = js.filter((j) => j.state === 'delivered').at(-1);
-    if (delivered && delivered !== current && (!current || current.state !== 'delivered')) out.push(delivered);
+    // A delivered current job is the newest delivered one: then it alone is shown.
+    if (delivered && delivered !== current) out.push(delivered);
     if (current) out.push(current);
   }
   return out;
