@@ -45,8 +45,7 @@ export function jobView(j: JobRow) {
 }
 
 const jobId = (v: string | string[] | undefined): number => {
-  if (typeof v !== 'string') throw new RadnodeError('RN_BAD_REQUEST', 'a job id is a positive whole number');
-  if (!/^[1-9]\d{0,15}$/.test(v ?? '')) throw new RadnodeError('RN_BAD_REQUEST', 'a job id is a positive whole number');
+  if (typeof v !== 'string' || !/^[1-9]\d{0,15}$/.test(v)) throw new RadnodeError('RN_BAD_REQUEST', 'a job id is a positive whole number');
   return Number(v);
 };
 

@@ -91,7 +91,7 @@ function studyOfPart(path: string): string | undefined {
 function scanStudyUid(b: Buffer): string | undefined {
   for (let i = b.indexOf(STUDY_UID_TAG); i >= 0 && i + 8 <= b.length; i = b.indexOf(STUDY_UID_TAG, i + 1)) {
     const explicit = b.toString('latin1', i + 4, i + 6) === 'UI';
-    const len = explicit ? b.readUInt16LE(i + 6) : i + 8 <= b.length ? b.readUInt32LE(i + 4) : -1;
+    const len = explicit ? b.readUInt16LE(i + 6) : b.readUInt32LE(i + 4);
     const start = i + 8;
     if (len > 0 && len <= 64 && start + len <= b.length) {
       const uid = b.toString('latin1', start, start + len).replace(/\0+$/, '').trim();
@@ -111,7 +111,7 @@ export function createStowHandler(deps: StowDeps): express.RequestHandler {
     // bad request can never reach an unhandled rejection or crash the process.
     const requestId = typeof res.locals['requestId'] === 'string' ? (res.locals['requestId'] as string) : randomUUID();
     res.locals['requestId'] = requestId;
-    handleStow(deps, req, res).finally(() => deps.inFlight?.release(requestId)).catch((err: unknown) => {
+    handleStow(deps, req, res, requestId).finally(() => deps.inFlight?.release(requestId)).catch((err: unknown) => {
       const e = asRadnodeError(err);
       deps.log.error('stow handler failed', { err: e });
       try {
@@ -123,9 +123,8 @@ export function createStowHandler(deps: StowDeps): express.RequestHandler {
   };
 }
 
-async function handleStow(deps: StowDeps, req: express.Request, res: express.Response): Promise<void> {
+async function handleStow(deps: StowDeps, req: express.Request, res: express.Response, requestId: string): Promise<void> {
   const started = Date.now();
-  const requestId = typeof res.locals['requestId'] === 'string' ? (res.locals['requestId'] as string) : randomUUID();
   const studyParam = req.params['study'];
   const studyInstanceUID = typeof studyParam === 'string' && studyParam !== '' ? studyParam : undefined;
   const log = deps.log.child({ component: 'stow', requestId, ...(studyInstanceUID ? { studyInstanceUID } : {}) });
