@@ -147,8 +147,11 @@ export function jpegLosslessDecode(encoded: Uint8Array, bitsAllocated: number, o
 
 /** Marker segment facts about a JPEG (ITU T.81) stream that choose the decoder and the colour handling. */
 export interface JpegStreamInfo {
-  sof: number; // 0xC0..0xCF
+  sof: number; // 0xC0..0xCF, or 0xF7 (JPEG-LS SOF55)
   precision: number;
+  /** The frame's size as the SOF segment declares it (height 0: given later by a DNL marker). */
+  height: number;
+  width: number;
   components: number;
   componentIds: number[];
   hasJfif: boolean;
@@ -170,27 +173,14 @@ export function declaredFrameSize(b: Uint8Array): { width: number; height: numbe
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     return { width: dv.getUint32(8) - dv.getUint32(16), height: dv.getUint32(12) - dv.getUint32(20), components: dv.getUint16(40) };
   }
-  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
-  let pos = 2;
-  while (pos + 9 < b.length) {
-    if (b[pos] !== 0xff) return undefined;
-    const marker = b[pos + 1];
-    if (marker === 0xff) {
-      pos++;
-      continue;
-    }
-    if ((marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7)
-      return { height: (b[pos + 5] << 8) | b[pos + 6], width: (b[pos + 7] << 8) | b[pos + 8], components: b[pos + 9] };
-    if (marker === 0xda || marker === 0xd9) return undefined;
-    pos += 2 + ((b[pos + 2] << 8) | b[pos + 3]);
-  }
-  return undefined;
+  const info = jpegStreamInfo(b);
+  return info && { width: info.width, height: info.height, components: info.components };
 }
 
 export function jpegStreamInfo(b: Uint8Array): JpegStreamInfo | undefined {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
   let pos = 2;
-  const info: JpegStreamInfo = { sof: 0, precision: 0, components: 0, componentIds: [], hasJfif: false, idOffsets: [] };
+  const info: JpegStreamInfo = { sof: 0, precision: 0, height: 0, width: 0, components: 0, componentIds: [], hasJfif: false, idOffsets: [] };
   while (pos + 4 <= b.length) {
     if (b[pos] !== 0xff) return info.sof ? info : undefined;
     const marker = b[pos + 1];
@@ -203,9 +193,11 @@ export function jpegStreamInfo(b: Uint8Array): JpegStreamInfo | undefined {
     if (marker === 0xee && pos + 15 < b.length && String.fromCharCode(b[pos + 4], b[pos + 5], b[pos + 6], b[pos + 7], b[pos + 8]) === 'Adobe') {
       info.adobeTransform = b[pos + 15];
     }
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+    if ((marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7) {
       info.sof = marker;
       info.precision = b[pos + 4];
+      info.height = (b[pos + 5] << 8) | b[pos + 6];
+      info.width = (b[pos + 7] << 8) | b[pos + 8];
       info.components = b[pos + 9];
       for (let i = 0; i < info.components; i++) {
         info.componentIds.push(b[pos + 10 + i * 3]);
